@@ -1,0 +1,193 @@
+# coop — GNU make build. Outputs go under build/<arch>[-<variant>]/.
+#
+#   make                     libcoop.a, libcoop.so, examples     (native arch)
+#   make ARCH=aarch64        the same, cross-built with aarch64-linux-gnu-g++
+#   make test                build and run the GoogleTest suite natively
+#   make test-aarch64        cross-build and run the suite under qemu-aarch64
+#   make bench               build and run the benchmark suite (mk/bench.mk)
+#   make check               sanitizers, Valgrind, qemu, Mach-O (mk/check.mk)
+#   make install PREFIX=...  headers, both libraries, coop.pc
+#   make clean
+#
+# Knobs: SAN=asan|tsan (sanitizer build), OPT=-O2, BRANCH_PROTECTION (AArch64:
+# standard|none), POLLER=epoll|kqueue, CXX/CC/AR for a custom toolchain.
+
+HOST_ARCH := $(shell uname -m | sed -e 's/arm64/aarch64/' -e 's/amd64/x86_64/')
+ARCH ?= $(HOST_ARCH)
+OS := $(shell uname -s)
+
+ifeq ($(ARCH),$(HOST_ARCH))
+  CROSS :=
+else ifeq ($(ARCH),aarch64)
+  CROSS := aarch64-linux-gnu-
+else ifeq ($(ARCH),x86_64)
+  CROSS := x86_64-linux-gnu-
+endif
+
+CXX := $(CROSS)g++
+CC := $(CROSS)gcc
+AR := $(CROSS)ar
+
+# AArch64 builds default to BTI + PAC (-mbranch-protection=standard): the
+# switch then ends in `ret` and the objects claim BTI/PAC. `none` builds the
+# faster `br x30` variant without the claim. See arch/aarch64/switch.S.
+BRANCH_PROTECTION ?= standard
+ARCH_FLAGS :=
+VARIANT :=
+ifeq ($(ARCH),aarch64)
+  ifneq ($(BRANCH_PROTECTION),none)
+    ARCH_FLAGS += -mbranch-protection=$(BRANCH_PROTECTION)
+  else
+    VARIANT := -nobp
+  endif
+endif
+
+SAN ?=
+SAN_FLAGS :=
+ifeq ($(SAN),asan)
+  SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+  SAN_FLAGS := -fsanitize=thread
+else ifneq ($(SAN),)
+  $(error SAN must be asan or tsan)
+endif
+
+ifeq ($(OS),Linux)
+  POLLER ?= epoll
+else
+  POLLER ?= kqueue
+endif
+
+BUILD ?= build/$(ARCH)$(VARIANT)$(if $(SAN),-$(SAN))$(if $(filter-out epoll,$(POLLER)),$(if $(filter Linux,$(OS)),-$(POLLER)))
+OBJ := $(BUILD)/obj
+BIN := $(BUILD)/bin
+
+OPT ?= -O2
+WARN := -Wall -Wextra
+CPPFLAGS += -Iinclude $(EXTRA_CPPFLAGS)
+CXXFLAGS += -std=c++20 $(OPT) -g -fPIC $(WARN) $(ARCH_FLAGS) $(SAN_FLAGS) $(EXTRA_CXXFLAGS)
+ASFLAGS += -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS) $(EXTRA_LDFLAGS)
+LDLIBS += -pthread
+
+# ---------------------------------------------------------------- library
+ARCH_SRCS := $(wildcard arch/$(ARCH)/*.S)
+POLLER_SRCS := $(wildcard src/poller_$(POLLER).cpp)
+LIB_SRCS := $(filter-out src/poller_%.cpp,$(wildcard src/*.cpp)) $(POLLER_SRCS)
+LIB_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst %.S,$(OBJ)/%.o,$(ARCH_SRCS))
+LIB_A := $(BUILD)/libcoop.a
+LIB_SO := $(BUILD)/libcoop.so
+SONAME := libcoop.so.0
+
+# ---------------------------------------------------------------- examples
+EXAMPLE_SRCS := $(wildcard examples/*.cpp)
+EXAMPLE_BINS := $(patsubst examples/%.cpp,$(BIN)/coop-%,$(EXAMPLE_SRCS))
+# examples/echo_server.cpp is installed as coop-echo (the name users type)
+EXAMPLE_BINS := $(subst coop-echo_server,coop-echo,$(EXAMPLE_BINS))
+
+.PHONY: all lib examples test test-aarch64 install clean
+.SECONDARY:
+all: lib examples
+lib: $(LIB_A) $(LIB_SO)
+examples: $(EXAMPLE_BINS)
+
+$(OBJ)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(OBJ)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ASFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CXX) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $(BUILD)/$(SONAME) $^ $(LDLIBS)
+	ln -sf $(SONAME) $@
+
+$(BIN)/coop-%: $(OBJ)/examples/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+$(BIN)/coop-echo: $(OBJ)/examples/echo_server.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+# ---------------------------------------------------------------- tests
+# Every tests/*_test.cpp goes into one GoogleTest binary. GoogleTest itself is
+# compiled from the sources Debian's googletest package ships, with the same
+# compiler and flags, so native, cross and sanitizer builds all work alike.
+GTEST_DIR ?= /usr/src/googletest/googletest
+TEST_SRCS := $(wildcard tests/*_test.cpp)
+TEST_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(TEST_SRCS))
+TEST_BIN := $(BIN)/coop-tests
+GTEST_OBJS := $(OBJ)/gtest/gtest-all.o $(OBJ)/gtest/gtest_main.o
+# Helper programs the tests run (gdb target, crash reports, ...): tests/progs/*.cpp
+TEST_PROG_SRCS := $(wildcard tests/progs/*.cpp)
+TEST_PROGS := $(patsubst tests/progs/%.cpp,$(BIN)/progs/%,$(TEST_PROG_SRCS))
+
+$(OBJ)/gtest/gtest-all.o: $(GTEST_DIR)/src/gtest-all.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 $(OPT) -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS) -I$(GTEST_DIR)/include -I$(GTEST_DIR) -c $< -o $@
+
+$(OBJ)/gtest/gtest_main.o: $(GTEST_DIR)/src/gtest_main.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 $(OPT) -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS) -I$(GTEST_DIR)/include -I$(GTEST_DIR) -c $< -o $@
+
+$(OBJ)/tests/%.o: tests/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) -I$(GTEST_DIR)/include -DCOOP_BIN_DIR='"$(abspath $(BIN))"' $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(TEST_BIN): $(TEST_OBJS) $(GTEST_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJS) $(GTEST_OBJS) $(LIB_A) $(LDLIBS)
+
+$(BIN)/progs/%: $(OBJ)/tests/progs/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+# How to run a test binary: natively, or under qemu for a foreign arch.
+ifeq ($(ARCH),$(HOST_ARCH))
+  RUN :=
+else
+  RUN := qemu-$(ARCH) -L /usr/$(ARCH)-linux-gnu
+endif
+export COOP_RUN_PREFIX := $(RUN)
+
+GTEST_ARGS ?=
+test: lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)
+	$(RUN) $(TEST_BIN) $(GTEST_ARGS)
+
+# Both AArch64 variants: the BTI/PAC build (enforced by qemu's -cpu max) and
+# the br-x30 build.
+test-aarch64:
+	$(MAKE) ARCH=aarch64 BRANCH_PROTECTION=standard test
+	$(MAKE) ARCH=aarch64 BRANCH_PROTECTION=none test
+
+# ---------------------------------------------------------------- install
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCDIR ?= $(PREFIX)/include
+VERSION := 0.1.0
+
+install: lib
+	install -d $(DESTDIR)$(INCDIR)/coop/detail $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/coop/*.h* $(DESTDIR)$(INCDIR)/coop/
+	install -m 644 include/coop/detail/*.h* $(DESTDIR)$(INCDIR)/coop/detail/
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcoop.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' coop.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/coop.pc
+
+clean:
+	rm -rf build
+
+# Further targets live in mk/*.mk (bench, study, check).
+-include $(wildcard mk/*.mk)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

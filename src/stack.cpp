@@ -1,0 +1,255 @@
+// src/stack.cpp — mmap'd stacks with guard pages and a per-thread pool.
+#include "coop/stack.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#if defined(__has_include)
+#  if __has_include(<valgrind/valgrind.h>)
+#    include <valgrind/valgrind.h>
+#    define COOP_HAVE_VALGRIND 1
+#  endif
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#  define COOP_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define COOP_ASAN 1
+#  endif
+#endif
+#if defined(COOP_ASAN)
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#  define MADV_GUARD_INSTALL 102   // Linux 6.13 uapi value
+#endif
+
+namespace coop {
+namespace {
+
+#if defined(MAP_STACK)
+constexpr int kStackFlag = MAP_STACK;
+#else
+constexpr int kStackFlag = 0;
+#endif
+#if defined(MAP_NORESERVE)
+constexpr int kNoReserve = MAP_NORESERVE;
+#else
+constexpr int kNoReserve = 0;
+#endif
+
+std::size_t query_page() noexcept {
+    long p = ::sysconf(_SC_PAGESIZE);
+    return p > 0 ? static_cast<std::size_t>(p) : 4096;
+}
+
+// Does MADV_GUARD_INSTALL really guard here? Install it on one page and ask
+// the kernel to read from that page through write(): a real guard makes the
+// syscall fail with EFAULT, without any signal. Anything else (EINVAL from an
+// older kernel, or an emulator that accepts the advice and ignores it) means
+// we fall back to mprotect.
+bool probe_guard_install() noexcept {
+#if defined(__linux__)
+    const std::size_t page = query_page();
+    void* m = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | kNoReserve, -1, 0);
+    if (m == MAP_FAILED) return false;
+    bool ok = false;
+    if (::madvise(m, page, MADV_GUARD_INSTALL) == 0) {
+        int fds[2];
+        if (::pipe(fds) == 0) {
+            errno = 0;
+            ssize_t n = ::write(fds[1], m, 1);
+            ok = (n < 0 && errno == EFAULT);
+            ::close(fds[0]);
+            ::close(fds[1]);
+        }
+    }
+    ::munmap(m, 2 * page);
+    return ok;
+#else
+    return false;
+#endif
+}
+
+const std::size_t g_page = query_page();
+const bool g_guard_install = probe_guard_install();
+
+struct raw {
+    void* base;
+    std::size_t size;
+    std::size_t guard;
+    unsigned valgrind_id;
+};
+
+// Per-thread free list. `alive` guards against use after the thread's
+// destructor ran (a stack destroyed by another thread_local's destructor).
+struct pool {
+    std::vector<raw> free;
+    bool alive = true;
+    ~pool();
+};
+thread_local pool t_pool;
+
+// Valgrind needs to know each stack, or it reports every switch as a huge
+// stack-pointer change; ids are remembered per mapping.
+unsigned vg_register(void* lo, void* hi) noexcept {
+#if defined(COOP_HAVE_VALGRIND)
+    return VALGRIND_STACK_REGISTER(lo, hi);
+#else
+    (void)lo; (void)hi;
+    return 0;
+#endif
+}
+void vg_deregister(unsigned id) noexcept {
+#if defined(COOP_HAVE_VALGRIND)
+    VALGRIND_STACK_DEREGISTER(id);
+#else
+    (void)id;
+#endif
+}
+
+raw map_stack(std::size_t size) {
+    const std::size_t guard = g_page;
+    void* m = ::mmap(nullptr, size + guard, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | kNoReserve | kStackFlag, -1, 0);
+    if (m == MAP_FAILED)
+        throw std::system_error(errno, std::generic_category(), "coop::stack: mmap");
+    bool guarded = g_guard_install && ::madvise(m, guard, MADV_GUARD_INSTALL) == 0;
+    if (!guarded && ::mprotect(m, guard, PROT_NONE) != 0) {
+        int e = errno;
+        ::munmap(m, size + guard);
+        throw std::system_error(e, std::generic_category(), "coop::stack: guard page");
+    }
+    char* lo = static_cast<char*>(m) + guard;
+    return raw{m, size, guard, vg_register(lo, lo + size)};
+}
+
+void unmap_stack(const raw& r) noexcept {
+    vg_deregister(r.valgrind_id);
+    ::munmap(r.base, r.size + r.guard);
+}
+
+pool::~pool() {
+    alive = false;
+    for (const raw& r : free) unmap_stack(r);
+    free.clear();
+}
+
+std::size_t checked_round(std::size_t size) {
+    std::size_t r = stack::round_size(size);
+    if (r == 0)
+        throw std::invalid_argument(
+            "coop::stack: size must be between 1 byte and coop::max_stack_size (1 GiB)");
+    return r;
+}
+
+} // namespace
+
+std::size_t stack::page_size() noexcept { return g_page; }
+bool stack::guard_without_split() noexcept { return g_guard_install; }
+
+std::size_t stack::round_size(std::size_t size) noexcept {
+    if (size == 0 || size > max_stack_size) return 0;
+    return (size + g_page - 1) & ~(g_page - 1);
+}
+
+stack::stack(std::size_t size) {
+    raw r = map_stack(checked_round(size));
+    base_ = r.base;
+    size_ = r.size;
+    guard_ = r.guard;
+    valgrind_id_ = r.valgrind_id;
+}
+
+stack stack::pooled(std::size_t size) {
+    const std::size_t want = checked_round(size);
+    stack s;
+    pool& p = t_pool;
+    if (p.alive) {
+        for (std::size_t i = p.free.size(); i-- > 0;) {
+            if (p.free[i].size == want) {
+                raw r = p.free[i];
+                p.free[i] = p.free.back();
+                p.free.pop_back();
+                s.base_ = r.base;
+                s.size_ = r.size;
+                s.guard_ = r.guard;
+                s.valgrind_id_ = r.valgrind_id;
+                s.pooled_ = true;
+                return s;
+            }
+        }
+    }
+    raw r = map_stack(want);
+    s.base_ = r.base;
+    s.size_ = r.size;
+    s.guard_ = r.guard;
+    s.valgrind_id_ = r.valgrind_id;
+    s.pooled_ = true;
+    return s;
+}
+
+stack::stack(stack&& o) noexcept
+    : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)),
+      guard_(std::exchange(o.guard_, 0)), valgrind_id_(std::exchange(o.valgrind_id_, 0)),
+      pooled_(std::exchange(o.pooled_, false)) {}
+
+stack& stack::operator=(stack&& o) noexcept {
+    if (this != &o) {
+        release();
+        base_ = std::exchange(o.base_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+        guard_ = std::exchange(o.guard_, 0);
+        valgrind_id_ = std::exchange(o.valgrind_id_, 0);
+        pooled_ = std::exchange(o.pooled_, false);
+    }
+    return *this;
+}
+
+stack::~stack() { release(); }
+
+void stack::release() noexcept {
+    if (!base_) return;
+    raw r{base_, size_, guard_, valgrind_id_};
+    base_ = nullptr;
+#if defined(COOP_ASAN)
+    // A coroutine that ended by jumping away left its frames' redzones
+    // poisoned; the next user of this memory must not trip over them.
+    __asan_unpoison_memory_region(static_cast<char*>(r.base) + r.guard, r.size);
+#endif
+    if (pooled_) {
+        pool& p = t_pool;
+        if (p.alive && p.free.size() < pool_capacity) {
+            try {
+                p.free.push_back(r);
+                return;
+            } catch (...) {
+                // out of memory for the list: unmap instead
+            }
+        }
+    }
+    unmap_stack(r);
+}
+
+void stack_pool_trim() noexcept {
+    pool& p = t_pool;
+    if (!p.alive) return;
+    for (const raw& r : p.free) unmap_stack(r);
+    p.free.clear();
+}
+
+std::size_t stack_pool_size() noexcept {
+    pool& p = t_pool;
+    return p.alive ? p.free.size() : 0;
+}
+
+} // namespace coop
