@@ -158,15 +158,25 @@ else
 endif
 export COOP_RUN_PREFIX := $(RUN)
 
+# Debian packages first (tools/deps.sh installs what is missing when run as
+# root, else prints the apt-get line). SKIP_DEPS=1 skips the check.
+.PHONY: deps-base deps-test
+deps-base deps-test:
+	@[ -n "$(SKIP_DEPS)" ] || tools/deps.sh $(patsubst deps-%,%,$@)
+
 GTEST_ARGS ?=
-test: lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)
+test: deps-base
+	$(MAKE) SKIP_DEPS=1 test-run
+
+.PHONY: test-run
+test-run: lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)
 	$(RUN) $(TEST_BIN) $(GTEST_ARGS)
 
 # Both AArch64 variants: the BTI/PAC build (enforced by qemu's -cpu max) and
 # the br-x30 build.
-test-aarch64:
-	$(MAKE) ARCH=aarch64 BRANCH_PROTECTION=standard test
-	$(MAKE) ARCH=aarch64 BRANCH_PROTECTION=none test
+test-aarch64: deps-test
+	$(MAKE) SKIP_DEPS=1 ARCH=aarch64 BRANCH_PROTECTION=standard test-run
+	$(MAKE) SKIP_DEPS=1 ARCH=aarch64 BRANCH_PROTECTION=none test-run
 
 # ---------------------------------------------------------------- install
 PREFIX ?= /usr/local

@@ -17,6 +17,10 @@ namespace {
 std::atomic<std::uint64_t> g_next_id{1};
 }
 
+// src/overflow.cpp: the first coroutine a thread runs installs the stack
+// overflow handler and the thread's alternate signal stack (coop/debug.hpp).
+void overflow_arm() noexcept;
+
 void init_frame(frame* f, coop::stack&& s, void* frame_lo, const coroutine_options& o) {
     f->stk = std::move(s);
     f->fp = o.preserve_fp_env;
@@ -36,6 +40,7 @@ void entry(coop_transfer t) noexcept {
     frame* f = static_cast<frame*>(t.data);
     f->caller = t.ctx;
     hooks::asan_arrive(nullptr, &f->caller_lo, &f->caller_size);
+    overflow_arm();      // once per thread; a thread-local test afterwards
     try {
         f->result = f->body(f, f->first);
     } catch (const forced_unwind&) {

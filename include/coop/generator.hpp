@@ -51,12 +51,13 @@ public:
         }
         void operator++(int) { ++*this; }
         friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
-            return !it.g_ || it.g_->cur_ == nullptr;
+            return it.at_end();
         }
 
     private:
         friend class generator;
         explicit iterator(generator* g) noexcept : g_(g) {}
+        bool at_end() const noexcept { return !g_ || g_->cur_ == nullptr; }
         generator* g_ = nullptr;
     };
 

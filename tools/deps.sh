@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tools/deps.sh — make sure the Debian packages coop's targets need are there.
+#
+#   tools/deps.sh [base|test|bench|check|all]   (default: all)
+#
+# Installs what is missing with apt-get when run as root (after apt-get
+# update); otherwise prints the apt-get line to run and exits 1. Called by
+# `make test`, `make bench` and `make check` before they build, so each of
+# them is a single command on a fresh Debian machine.
+set -euo pipefail
+
+what="${1:-all}"
+
+base=(make g++ python3 pkg-config googletest libgtest-dev)
+test_pkgs=("${base[@]}" g++-aarch64-linux-gnu qemu-user)
+bench_pkgs=("${base[@]}" libbenchmark-dev libbenchmark-tools libboost-context-dev libuv1-dev gnuplot-nox)
+check_pkgs=("${test_pkgs[@]}" clang libclang-rt-14-dev valgrind gdb binutils-aarch64-linux-gnu)
+
+case "$what" in
+  base)  want=("${base[@]}") ;;
+  test)  want=("${test_pkgs[@]}") ;;
+  bench) want=("${bench_pkgs[@]}") ;;
+  check) want=("${check_pkgs[@]}") ;;
+  all)   want=("${test_pkgs[@]}" "${bench_pkgs[@]}" "${check_pkgs[@]}") ;;
+  *) echo "usage: $0 [base|test|bench|check|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  case " ${missing[*]:-} " in *" $p "*) continue ;; esac
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "coop: missing Debian packages; install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "coop: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
