@@ -32,18 +32,26 @@ void init_frame(frame* f, coop::stack&& s, void* frame_lo, const coroutine_optio
     f->tsan_fiber = hooks::tsan_create();
     const std::size_t below =
         static_cast<std::size_t>(static_cast<char*>(frame_lo) - static_cast<char*>(f->stk.bottom()));
-    f->ctx = coop_make(frame_lo, below, &entry);
-    // make_frame left at least a page below the frame, more than coop_make needs.
+    (void)below;   // make_frame left at least a page below the control block
+    // The trampoline finds the control block 16 bytes above the fresh
+    // context, which needs it at a 16-byte aligned address.
+    if (reinterpret_cast<std::uintptr_t>(frame_lo) % 16 != 0) std::abort();
+    f->ctx = fiber_make(frame_lo);
 }
 
-void entry(coop_transfer t) noexcept {
-    frame* f = static_cast<frame*>(t.data);
-    f->caller = t.ctx;
+} // namespace coop::detail
+
+// The first code a coroutine runs (called by coop_fiber_trampoline with the
+// control block, which sits right above the fresh context, and the first
+// resume's data). That resume already stored its own context in f->caller.
+extern "C" __attribute__((visibility("hidden"), noreturn)) void coop_fiber_main(void* self, void* first) noexcept {
+    using namespace coop::detail;
+    frame* f = static_cast<frame*>(self);
     hooks::asan_arrive(nullptr, &f->caller_lo, &f->caller_size);
     overflow_arm();      // once per thread; a thread-local test afterwards
     try {
-        f->result = f->body(f, f->first);
-    } catch (const forced_unwind&) {
+        f->result = f->body(f, first);
+    } catch (const coop::forced_unwind&) {
         // destroyed while suspended: the stack is unwound, nothing to report
     } catch (...) {
         f->error = std::current_exception();
@@ -51,11 +59,13 @@ void entry(coop_transfer t) noexcept {
     f->state = co_state::finished;
     hooks::asan_leave(nullptr, f->caller_lo, f->caller_size);   // this stack is done
     hooks::tsan_switch(f->tsan_caller);
-    jump(f, f->caller, nullptr);
+    fiber_yield(f->caller, &f->ctx, nullptr);
     // Nobody may resume a finished coroutine (resume() checks the state).
     std::fputs("coop: a finished coroutine was resumed\n", stderr);
     std::abort();
 }
+
+namespace coop::detail {
 
 void* finished(frame* f) {
     if (f->error) std::rethrow_exception(std::exchange(f->error, nullptr));

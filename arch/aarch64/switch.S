@@ -202,6 +202,30 @@ SYM(coop_trampoline):
         .cfi_endproc
         FUNC_SIZE(SYM(coop_trampoline))
 
+/* ------------------------------------------------------------------------
+ * coop_fiber_trampoline: where a coop::coroutine starts. The asymmetric
+ * switch in include/coop/detail/fiber_switch.hpp pops this address off a
+ * fresh stack and branches here (br) with x2 = the first resume's data and
+ * sp 16-byte aligned, 16 bytes below the coroutine's control block (which
+ * coop::coroutine places at the 16-aligned top it gives fiber_make).
+ * Outermost frame for unwinders.
+ * ------------------------------------------------------------------------ */
+        .globl  SYM(coop_fiber_trampoline)
+        HIDDEN(coop_fiber_trampoline)       /* only libcoop builds fresh coroutines */
+        FUNC_TYPE(SYM(coop_fiber_trampoline))
+        .p2align 4
+SYM(coop_fiber_trampoline):
+        .cfi_startproc
+        .cfi_undefined x30                  /* outermost frame */
+        JUMP_PAD                            /* reached by the resume's br */
+        mov     x29, #0                     /* no caller frame record */
+        add     x0, sp, #16                 /* the control block -> 1st argument */
+        mov     x1, x2                      /* the first resume's data -> 2nd argument */
+        bl      SYM(coop_fiber_main)        /* runs the body, then switches away for good */
+        brk     #0x3c                       /* not reached */
+        .cfi_endproc
+        FUNC_SIZE(SYM(coop_fiber_trampoline))
+
 #if !defined(__APPLE__)
         .section .note.GNU-stack,"",%progbits   /* no executable stack wanted */
 

@@ -182,6 +182,30 @@ SYM(coop_trampoline):
         .cfi_endproc
         FUNC_SIZE(SYM(coop_trampoline))
 
+/* ------------------------------------------------------------------------
+ * coop_fiber_trampoline: where a coop::coroutine starts. The asymmetric
+ * switch in include/coop/detail/fiber_switch.hpp pops this address off a
+ * fresh stack and jumps here with rdx = the first resume's data and rsp
+ * 16-byte aligned, 16 bytes below the coroutine's control block (which
+ * coop::coroutine places at the 16-aligned top it gives fiber_make).
+ * Outermost frame for unwinders, as above.
+ * ------------------------------------------------------------------------ */
+        .globl  SYM(coop_fiber_trampoline)
+        HIDDEN(coop_fiber_trampoline)       /* only libcoop builds fresh coroutines */
+        FUNC_TYPE(SYM(coop_fiber_trampoline))
+        .p2align 4
+SYM(coop_fiber_trampoline):
+        .cfi_startproc
+        .cfi_undefined rip                  /* outermost frame */
+        ENDBR                               /* reached by the resume's indirect jmp */
+        xorl    %ebp, %ebp                  /* no caller frame */
+        leaq    16(%rsp), %rdi              /* the control block -> 1st argument */
+        movq    %rdx, %rsi                  /* the first resume's data -> 2nd argument */
+        callq   SYM(coop_fiber_main)        /* runs the body, then switches away for good */
+        ud2                                 /* not reached */
+        .cfi_endproc
+        FUNC_SIZE(SYM(coop_fiber_trampoline))
+
 #if !defined(__APPLE__)
         .section .note.GNU-stack,"",@progbits   /* no executable stack wanted */
 

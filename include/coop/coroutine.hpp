@@ -23,17 +23,22 @@
 //   - resume() on a finished, running or empty coroutine throws
 //     std::logic_error; this_coroutine::yield() outside a coroutine too.
 //
+// The switch: resume/yield use the asymmetric call/ret-paired switch of
+// detail/fiber_switch.hpp rather than coop_jump, because a coroutine always
+// goes back to its resumer and that lets the return predictor hit.
+//
 // FP environment: by default a coroutine shares its thread's FP control state
 // (rounding mode, exception masks, FTZ/DAZ; see context.h). With
-// coroutine_options::preserve_fp_env both directions switch through
-// coop_jump_fp: the coroutine keeps its own FP control state and its resumer
-// gets its own back at every yield, at the price of saving and restoring it
-// on every switch.
+// coroutine_options::preserve_fp_env each side saves its FP control state
+// before a switch and restores it when switched back to, as coop_jump_fp
+// does: the coroutine keeps its own state and its resumer gets its own back
+// at every yield, at the price of a save and a restore per switch.
 #ifndef COOP_COROUTINE_HPP
 #define COOP_COROUTINE_HPP
 
 #include <coop/context.h>
 #include <coop/detail/fiber_hooks.hpp>
+#include <coop/detail/fiber_switch.hpp>
 #include <coop/stack.hpp>
 
 #include <cstddef>
@@ -67,14 +72,13 @@ enum class co_state : unsigned char { created, running, suspended, finished };
 
 // The control block, placed at the top of the coroutine's stack.
 struct frame {
-    coop_ctx ctx = nullptr;           // the suspended coroutine (created/suspended)
-    coop_ctx caller = nullptr;        // who resumed it (while running)
+    void* ctx = nullptr;              // the suspended coroutine (created/suspended)
+    void* caller = nullptr;           // who resumed it (while running)
     co_state state = co_state::created;
-    bool fp = false;                  // switch with coop_jump_fp
+    bool fp = false;                  // save/restore FP control state per side
     bool unwinding = false;           // being destroyed: yields throw forced_unwind
     void* (*body)(frame*, void*) = nullptr;    // runs the callable
     void (*destroy_fn)(frame*) noexcept = nullptr;
-    void* first = nullptr;            // value sent by the first resume
     void* result = nullptr;           // what the body returned
     std::exception_ptr error;         // escaped the body; rethrown by resume
     coop::stack stk;                  // owns the memory this frame lives in
@@ -95,7 +99,6 @@ struct frame {
 // find room in the static TLS surplus when dlopen'ed; it needs 8 bytes).
 extern constinit thread_local frame* t_current [[gnu::tls_model("initial-exec")]];
 
-void entry(coop_transfer t) noexcept;
 [[noreturn]] void throw_bad_resume(const frame* f);
 [[noreturn]] void throw_outside();
 [[noreturn]] void throw_callable_too_large();
@@ -103,19 +106,10 @@ void* finished(frame* f);
 void init_frame(frame* f, coop::stack&& s, void* frame_lo, const coroutine_options& o);
 void destroy_frame(frame* f) noexcept;
 
-inline coop_transfer jump(const frame* f, coop_ctx to, void* v) noexcept {
-    return f->fp ? coop_jump_fp(to, v) : coop_jump(to, v);
-}
-
 // Run f until it yields or ends. Precondition checked by the caller:
 // state is created or suspended.
 inline void* resume(frame* f, void* v) {
     frame* const prev = t_current;
-    void* data = v;
-    if (f->state == co_state::created) [[unlikely]] {
-        f->first = v;
-        data = f;                      // entry() finds its frame here
-    }
     f->state = co_state::running;
     t_current = f;
     void* asan_save = nullptr;
@@ -124,13 +118,19 @@ inline void* resume(frame* f, void* v) {
     f->tsan_caller = hooks::tsan_current();
     hooks::tsan_switch(f->tsan_fiber);
 #endif
-    coop_transfer t = jump(f, f->ctx, data);
+    void* out;
+    if (!f->fp) [[likely]] {
+        out = fiber_resume(f->ctx, &f->caller, v);
+    } else {
+        const fp_control mine = fp_control_save();
+        out = fiber_resume(f->ctx, &f->caller, v);
+        fp_control_restore(mine);
+    }
     hooks::asan_arrive(asan_save, nullptr, nullptr);
     t_current = prev;
-    f->ctx = t.ctx;
     if (f->state == co_state::finished) [[unlikely]]
         return finished(f);
-    return t.data;
+    return out;
 }
 
 // Suspend the running coroutine f, handing v to its resumer.
@@ -139,12 +139,18 @@ inline void* yield(frame* f, void* v) {
     void* asan_save = nullptr;
     hooks::asan_leave(&asan_save, f->caller_lo, f->caller_size);
     hooks::tsan_switch(f->tsan_caller);
-    coop_transfer t = jump(f, f->caller, v);
+    void* in;
+    if (!f->fp) [[likely]] {
+        in = fiber_yield(f->caller, &f->ctx, v);
+    } else {
+        const fp_control mine = fp_control_save();
+        in = fiber_yield(f->caller, &f->ctx, v);
+        fp_control_restore(mine);
+    }
     hooks::asan_arrive(asan_save, &f->caller_lo, &f->caller_size);
-    f->caller = t.ctx;
     if (f->unwinding) [[unlikely]]
         throw forced_unwind{};
-    return t.data;
+    return in;
 }
 
 template <class Fn>
