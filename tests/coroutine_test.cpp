@@ -341,6 +341,106 @@ TEST(Coroutine, InvalidStackSizeIsRejected) {
     EXPECT_THROW(coop::coroutine(big{}, {.stack_size = 64 * 1024}), std::invalid_argument);
 }
 
+// ---------------------------------------------------------------- registers
+
+// Sets every general-purpose and vector register the ABI lets code use to
+// garbage (the asm tells the compiler so, and the compiler of the coroutine
+// body keeps its own values safe around it). If the coroutine switch forgot
+// to declare any register as changed, the resumer would find this garbage in
+// a value it keeps in that register across resume().
+void scramble_registers() {
+#if defined(__x86_64__)
+    asm volatile(
+        "movq $0x5a5a5a5a5a5a5a5a, %%rax\n\t"
+        "movq %%rax, %%rbx\n\t movq %%rax, %%rcx\n\t movq %%rax, %%rdx\n\t"
+        "movq %%rax, %%rsi\n\t movq %%rax, %%rdi\n\t movq %%rax, %%r8\n\t"
+        "movq %%rax, %%r9\n\t movq %%rax, %%r10\n\t movq %%rax, %%r11\n\t"
+        "movq %%rax, %%r12\n\t movq %%rax, %%r13\n\t movq %%rax, %%r14\n\t movq %%rax, %%r15\n\t"
+        "pcmpeqd %%xmm0, %%xmm0\n\t pcmpeqd %%xmm1, %%xmm1\n\t pcmpeqd %%xmm2, %%xmm2\n\t"
+        "pcmpeqd %%xmm3, %%xmm3\n\t pcmpeqd %%xmm4, %%xmm4\n\t pcmpeqd %%xmm5, %%xmm5\n\t"
+        "pcmpeqd %%xmm6, %%xmm6\n\t pcmpeqd %%xmm7, %%xmm7\n\t pcmpeqd %%xmm8, %%xmm8\n\t"
+        "pcmpeqd %%xmm9, %%xmm9\n\t pcmpeqd %%xmm10, %%xmm10\n\t pcmpeqd %%xmm11, %%xmm11\n\t"
+        "pcmpeqd %%xmm12, %%xmm12\n\t pcmpeqd %%xmm13, %%xmm13\n\t pcmpeqd %%xmm14, %%xmm14\n\t"
+        "pcmpeqd %%xmm15, %%xmm15"
+        :
+        :
+        : "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+          "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+          "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
+#elif defined(__aarch64__)
+    asm volatile(
+        "mov x0, #0x5a5a\n\t"
+        "mov x1, x0\n\t mov x2, x0\n\t mov x3, x0\n\t mov x4, x0\n\t mov x5, x0\n\t mov x6, x0\n\t"
+        "mov x7, x0\n\t mov x8, x0\n\t mov x9, x0\n\t mov x10, x0\n\t mov x11, x0\n\t mov x12, x0\n\t"
+        "mov x13, x0\n\t mov x14, x0\n\t mov x15, x0\n\t mov x16, x0\n\t mov x17, x0\n\t"
+        "mov x19, x0\n\t mov x20, x0\n\t mov x21, x0\n\t mov x22, x0\n\t mov x23, x0\n\t"
+        "mov x24, x0\n\t mov x25, x0\n\t mov x26, x0\n\t mov x27, x0\n\t mov x28, x0\n\t"
+        "movi v0.2d, #-1\n\t movi v1.2d, #-1\n\t movi v2.2d, #-1\n\t movi v3.2d, #-1\n\t"
+        "movi v4.2d, #-1\n\t movi v5.2d, #-1\n\t movi v6.2d, #-1\n\t movi v7.2d, #-1\n\t"
+        "movi v8.2d, #-1\n\t movi v9.2d, #-1\n\t movi v10.2d, #-1\n\t movi v11.2d, #-1\n\t"
+        "movi v12.2d, #-1\n\t movi v13.2d, #-1\n\t movi v14.2d, #-1\n\t movi v15.2d, #-1\n\t"
+        "movi v16.2d, #-1\n\t movi v17.2d, #-1\n\t movi v18.2d, #-1\n\t movi v19.2d, #-1\n\t"
+        "movi v20.2d, #-1\n\t movi v21.2d, #-1\n\t movi v22.2d, #-1\n\t movi v23.2d, #-1\n\t"
+        "movi v24.2d, #-1\n\t movi v25.2d, #-1\n\t movi v26.2d, #-1\n\t movi v27.2d, #-1\n\t"
+        "movi v28.2d, #-1\n\t movi v29.2d, #-1\n\t movi v30.2d, #-1\n\t movi v31.2d, #-1"
+        :
+        :
+        : "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12",
+          "x13", "x14", "x15", "x16", "x17", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
+          "x26", "x27", "x28", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",
+          "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21",
+          "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "cc", "memory");
+#endif
+}
+
+// Values the resumer holds across resume(): forced into registers right
+// before the switch, used right after it.
+template <class Resume>
+bool values_survive(Resume&& resume, std::uint64_t seed) {
+    std::uint64_t a = seed * 3 + 1, b = seed * 5 + 2, c = seed * 7 + 3, d = seed * 11 + 4;
+    std::uint64_t e = seed * 13 + 5, g = seed * 17 + 6, h = seed * 19 + 7;
+    double x = static_cast<double>(seed) * 0.5, y = x + 1.25, z = x - 3.5, w = x * 2;
+    asm volatile("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d), "+r"(e), "+r"(g), "+r"(h));
+#if defined(__x86_64__)
+    asm volatile("" : "+x"(x), "+x"(y), "+x"(z), "+x"(w));
+#else
+    asm volatile("" : "+w"(x), "+w"(y), "+w"(z), "+w"(w));
+#endif
+    resume();
+    const double fs = static_cast<double>(seed) * 0.5;
+    return a == seed * 3 + 1 && b == seed * 5 + 2 && c == seed * 7 + 3 && d == seed * 11 + 4 &&
+           e == seed * 13 + 5 && g == seed * 17 + 6 && h == seed * 19 + 7 && x == fs &&
+           y == fs + 1.25 && z == fs - 3.5 && w == fs * 2;
+}
+
+TEST(Coroutine, ResumerValuesSurviveARegisterScramblingCoroutine) {
+    for (bool fp : {false, true}) {
+        coop::coroutine co([](coop::yielder& y) {
+            for (;;) {
+                scramble_registers();
+                y.yield();
+            }
+        }, {.preserve_fp_env = fp});
+        int bad = 0;
+        for (std::uint64_t i = 1; i <= 2000; ++i)
+            if (!values_survive([&] { co.resume(); }, i)) ++bad;
+        EXPECT_EQ(bad, 0) << "preserve_fp_env=" << fp;
+    }
+}
+
+TEST(Coroutine, CoroutineValuesSurviveARegisterScramblingResumer) {
+    int bad = 0;
+    coop::coroutine co([&](coop::yielder& y) {
+        for (std::uint64_t i = 1;; ++i)
+            if (!values_survive([&] { y.yield(); }, i)) ++bad;
+    });
+    for (int i = 0; i < 2000; ++i) {
+        co.resume();
+        scramble_registers();
+    }
+    EXPECT_EQ(bad, 0);
+}
+
 // ---------------------------------------------------------------- FP env
 
 class CoroutineFp : public ::testing::Test {
