@@ -58,6 +58,12 @@ std::size_t query_page() noexcept {
 // we fall back to mprotect.
 bool probe_guard_install() noexcept {
 #if defined(__linux__)
+#  if defined(COOP_HAVE_VALGRIND)
+    // Valgrind does not model guard regions: it would take the guard page for
+    // ordinary memory and fault itself when it reads it (leak scan, stack
+    // traces). Guards made with mprotect it tracks.
+    if (RUNNING_ON_VALGRIND) return false;
+#  endif
     const std::size_t page = query_page();
     void* m = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | kNoReserve, -1, 0);

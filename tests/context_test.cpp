@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cfenv>
 #include <cstdint>
 #include <cstring>
@@ -147,8 +148,12 @@ constexpr std::uintptr_t kEntrySpMod16 = 0;
 
 namespace {
 
-std::vector<std::uint64_t> pattern(std::uint64_t seed) {
-    std::vector<std::uint64_t> v(kRegs);
+// Fixed-size (no heap): the register contexts below are abandoned, never
+// unwound, so nothing they hold may need freeing.
+using regs = std::array<std::uint64_t, kRegs>;
+
+regs pattern(std::uint64_t seed) {
+    regs v{};
     for (int i = 0; i < kRegs; ++i)
         v[i] = (seed * 0x9E3779B97F4A7C15ull) ^ (0x0101010101010101ull * (i + 1)) ^ (seed << 8);
     return v;
@@ -171,8 +176,8 @@ void regs_entry(coop_transfer t) {
     reg_side* side = g_other;
     std::uint64_t round = 0;
     for (;;) {
-        auto in = pattern(side->seed + round);
-        std::vector<std::uint64_t> out(kRegs, 0);
+        const regs in = pattern(side->seed + round);
+        regs out{};
         t = coop_test_jump_regs(t.ctx, nullptr, in.data(), out.data());
         ++side->resumes;
         if (out != in) ++side->mismatches;
@@ -189,8 +194,8 @@ TEST(Context, CalleeSavedRegistersSurviveBothWays) {
     long mismatches = 0;
     const long kIterations = 20000;
     for (long i = 0; i < kIterations; ++i) {
-        auto in = pattern(0x1234 + i);
-        std::vector<std::uint64_t> out(kRegs, 0);
+        const regs in = pattern(0x1234 + i);
+        regs out{};
         coop_transfer t = coop_test_jump_regs(ctx, nullptr, in.data(), out.data());
         ctx = t.ctx;
         if (out != in) {

@@ -368,6 +368,10 @@ void scramble_registers() {
           "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
 #elif defined(__aarch64__)
+#  if !defined(__APPLE__)
+    // x18 is an ordinary temporary on Linux and the BSDs (reserved on Apple).
+    asm volatile("mov x18, #0x5a5a" : : : "x18");
+#  endif
     asm volatile(
         "mov x0, #0x5a5a\n\t"
         "mov x1, x0\n\t mov x2, x0\n\t mov x3, x0\n\t mov x4, x0\n\t mov x5, x0\n\t mov x6, x0\n\t"

@@ -20,6 +20,7 @@
 namespace {
 
 volatile unsigned long g_sink;
+volatile bool g_deeper = true;   // always true; hides the endless recursion
 const char* g_mode = "trap";
 long g_spin_ms = 300;
 
@@ -37,7 +38,7 @@ extern "C" [[gnu::noinline]] void coop_target_innermost(int depth) {
 extern "C" [[gnu::noinline]] void coop_target_recurse(int depth) {
     volatile char pad[512];
     pad[0] = static_cast<char>(depth);
-    coop_target_recurse(depth + 1);
+    if (g_deeper) coop_target_recurse(depth + 1);
     g_sink = g_sink + static_cast<unsigned long>(pad[0]);
 }
 
@@ -57,6 +58,8 @@ extern "C" [[gnu::noinline]] void coop_target_outer(int depth) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // SIGTRAP may arrive ignored from the parent; the trap must stop us.
+    ::signal(SIGTRAP, SIG_DFL);
     if (argc > 1) g_mode = argv[1];
     if (argc > 2) g_spin_ms = std::atol(argv[2]);
     coop::coroutine_options o;

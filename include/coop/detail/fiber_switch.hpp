@@ -151,11 +151,20 @@ inline void* fiber_make(void* top) noexcept {
 #    define COOP_FIBER_REDZONE_IN
 #    define COOP_FIBER_REDZONE_OUT
 #  endif
-// Everything but sp, x29 (saved by hand), x18 (the platform register, which
-// no switch touches) and the operand registers x0-x2.
+// x18: on Linux and the BSDs it is an ordinary temporary (compilers keep
+// values in it), so the other side may change it and it is a clobber; on
+// Darwin and Windows it is the reserved platform register, never allocated,
+// and no switch touches it.
+#  if defined(__APPLE__) || defined(_WIN32)
+#    define COOP_FIBER_X18
+#  else
+#    define COOP_FIBER_X18 "x18",
+#  endif
+// Everything but sp, x29 (saved by hand), x18 where reserved, and the
+// operand registers x0-x2.
 #  define COOP_FIBER_CLOBBERS                                                                  \
       "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15",     \
-          "x16", "x17", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", \
+          "x16", "x17", COOP_FIBER_X18 "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", \
           "x30", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",    \
           "v12", "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", \
           "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "cc", "memory"
