@@ -14,8 +14,21 @@ namespace coop::detail {
 constinit thread_local frame* t_current [[gnu::tls_model("initial-exec")]] = nullptr;
 
 namespace {
-std::atomic<std::uint64_t> g_next_id{1};
+// Ids are unique per process. Threads take them from the global counter in
+// blocks, so creating a coroutine costs no atomic read-modify-write.
+constexpr std::uint64_t kIdBlock = 1024;
+std::atomic<std::uint64_t> g_next_id_block{1};
+constinit thread_local std::uint64_t t_id_next = 0;
+constinit thread_local std::uint64_t t_id_end = 0;
+
+std::uint64_t next_id() noexcept {
+    if (t_id_next == t_id_end) [[unlikely]] {
+        t_id_next = g_next_id_block.fetch_add(kIdBlock, std::memory_order_relaxed);
+        t_id_end = t_id_next + kIdBlock;
+    }
+    return t_id_next++;
 }
+} // namespace
 
 // src/overflow.cpp: the first coroutine a thread runs installs the stack
 // overflow handler and the thread's alternate signal stack (coop/debug.hpp).
@@ -24,7 +37,7 @@ void overflow_arm() noexcept;
 void init_frame(frame* f, coop::stack&& s, void* frame_lo, const coroutine_options& o) {
     f->stk = std::move(s);
     f->fp = o.preserve_fp_env;
-    f->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+    f->id = next_id();
     if (o.name) {
         std::strncpy(f->name, o.name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -96,14 +97,22 @@ struct raw {
     unsigned valgrind_id;
 };
 
-// Per-thread free list. `alive` guards against use after the thread's
-// destructor ran (a stack destroyed by another thread_local's destructor).
+// Per-thread free list, reached through one initial-exec thread-local
+// pointer (no TLS init guard, no __tls_get_addr, 8 bytes of static TLS).
+// The list itself is allocated at the thread's first pooled release; a
+// thread_local owner unmaps what it holds when the thread exits, after
+// which the pointer reads as "dead" and stacks are unmapped directly.
 struct pool {
-    std::vector<raw> free;
-    bool alive = true;
-    ~pool();
+    std::size_t count = 0;
+    raw items[pool_capacity];
 };
-thread_local pool t_pool;
+pool* const kPoolDead = reinterpret_cast<pool*>(std::uintptr_t{1});
+constinit thread_local pool* t_pool [[gnu::tls_model("initial-exec")]] = nullptr;
+
+struct pool_owner {
+    ~pool_owner();
+};
+thread_local pool_owner t_pool_owner;
 
 // Valgrind needs to know each stack, or it reports every switch as a huge
 // stack-pointer change; ids are remembered per mapping.
@@ -144,10 +153,32 @@ void unmap_stack(const raw& r) noexcept {
     ::munmap(r.base, r.size + r.guard);
 }
 
-pool::~pool() {
-    alive = false;
-    for (const raw& r : free) unmap_stack(r);
-    free.clear();
+void unmap_all(pool* p) noexcept {
+    for (std::size_t i = 0; i < p->count; ++i) unmap_stack(p->items[i]);
+    p->count = 0;
+}
+
+pool_owner::~pool_owner() {
+    pool* p = t_pool;
+    t_pool = kPoolDead;
+    if (p && p != kPoolDead) {
+        unmap_all(p);
+        delete p;
+    }
+}
+
+// The calling thread's pool, created on first use; null once the thread is
+// exiting or if memory for it cannot be had.
+pool* this_thread_pool() noexcept {
+    pool* p = t_pool;
+    if (p == kPoolDead) [[unlikely]] return nullptr;
+    if (!p) [[unlikely]] {
+        p = new (std::nothrow) pool;
+        if (!p) return nullptr;
+        t_pool = p;
+        (void)&t_pool_owner;   // odr-use: registers the thread-exit cleanup
+    }
+    return p;
 }
 
 std::size_t checked_round(std::size_t size) {
@@ -179,23 +210,24 @@ stack::stack(std::size_t size) {
 stack stack::pooled(std::size_t size) {
     const std::size_t want = checked_round(size);
     stack s;
-    pool& p = t_pool;
-    if (p.alive) {
-        for (std::size_t i = p.free.size(); i-- > 0;) {
-            if (p.free[i].size == want) {
-                raw r = p.free[i];
-                p.free[i] = p.free.back();
-                p.free.pop_back();
-                s.base_ = r.base;
-                s.size_ = r.size;
-                s.guard_ = r.guard;
-                s.valgrind_id_ = r.valgrind_id;
-                s.pooled_ = true;
-                return s;
+    raw r;
+    pool* p = t_pool;
+    if (p && p != kPoolDead && p->count > 0 && p->items[p->count - 1].size == want) [[likely]] {
+        r = p->items[--p->count];            // the common case: same size as last time
+    } else {
+        bool found = false;
+        if (p && p != kPoolDead) {
+            for (std::size_t i = p->count; i-- > 0;) {
+                if (p->items[i].size == want) {
+                    r = p->items[i];
+                    p->items[i] = p->items[--p->count];
+                    found = true;
+                    break;
+                }
             }
         }
+        if (!found) r = map_stack(want);
     }
-    raw r = map_stack(want);
     s.base_ = r.base;
     s.size_ = r.size;
     s.guard_ = r.guard;
@@ -233,29 +265,23 @@ void stack::release() noexcept {
     __asan_unpoison_memory_region(static_cast<char*>(r.base) + r.guard, r.size);
 #endif
     if (pooled_) {
-        pool& p = t_pool;
-        if (p.alive && p.free.size() < pool_capacity) {
-            try {
-                p.free.push_back(r);
-                return;
-            } catch (...) {
-                // out of memory for the list: unmap instead
-            }
+        pool* p = this_thread_pool();
+        if (p && p->count < pool_capacity) {
+            p->items[p->count++] = r;
+            return;
         }
     }
     unmap_stack(r);
 }
 
 void stack_pool_trim() noexcept {
-    pool& p = t_pool;
-    if (!p.alive) return;
-    for (const raw& r : p.free) unmap_stack(r);
-    p.free.clear();
+    pool* p = t_pool;
+    if (p && p != kPoolDead) unmap_all(p);
 }
 
 std::size_t stack_pool_size() noexcept {
-    pool& p = t_pool;
-    return p.alive ? p.free.size() : 0;
+    pool* p = t_pool;
+    return (p && p != kPoolDead) ? p->count : 0;
 }
 
 } // namespace coop

@@ -221,8 +221,14 @@ SYM(coop_fiber_trampoline):
         mov     x29, #0                     /* no caller frame record */
         add     x0, sp, #16                 /* the control block -> 1st argument */
         mov     x1, x2                      /* the first resume's data -> 2nd argument */
-        bl      SYM(coop_fiber_main)        /* runs the body, then switches away for good */
-        brk     #0x3c                       /* not reached */
+        /* Enter coop_fiber_main as if called from label 1 below, but with a
+           plain branch: bl would push a return-address-stack entry that is
+           never popped (coop_fiber_main never returns), leaving every later
+           ret of the resumer one entry off. x30 points inside this
+           function, whose CFI ends every unwind. */
+        adr     x30, 1f
+        b       SYM(coop_fiber_main)        /* runs the body, then switches away for good */
+1:      brk     #0x3c                       /* not reached */
         .cfi_endproc
         FUNC_SIZE(SYM(coop_fiber_trampoline))
 

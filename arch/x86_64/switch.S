@@ -201,8 +201,15 @@ SYM(coop_fiber_trampoline):
         xorl    %ebp, %ebp                  /* no caller frame */
         leaq    16(%rsp), %rdi              /* the control block -> 1st argument */
         movq    %rdx, %rsi                  /* the first resume's data -> 2nd argument */
-        callq   SYM(coop_fiber_main)        /* runs the body, then switches away for good */
-        ud2                                 /* not reached */
+        /* Enter coop_fiber_main as if called from label 1 below, but with a
+           jmp: a real call would push a return-stack-buffer entry that is
+           never popped (coop_fiber_main never returns), leaving every later
+           ret of the resumer one entry off. The fake return address lies
+           inside this function, whose CFI ends every unwind. */
+        leaq    1f(%rip), %rax
+        pushq   %rax                        /* return address: rsp+8 is 16-aligned at entry, as after a call */
+        jmp     SYM(coop_fiber_main)        /* runs the body, then switches away for good */
+1:      ud2                                 /* not reached */
         .cfi_endproc
         FUNC_SIZE(SYM(coop_fiber_trampoline))
 

@@ -23,9 +23,9 @@
 //   - resume() on a finished, running or empty coroutine throws
 //     std::logic_error; this_coroutine::yield() outside a coroutine too.
 //
-// The switch: resume/yield use the asymmetric call/ret-paired switch of
-// detail/fiber_switch.hpp rather than coop_jump, because a coroutine always
-// goes back to its resumer and that lets the return predictor hit.
+// The switch: resume/yield use the inline switch of detail/fiber_switch.hpp
+// rather than coop_jump: each resume and yield site gets its own indirect
+// jump, which the branch predictor gets right (see that file).
 //
 // FP environment: by default a coroutine shares its thread's FP control state
 // (rounding mode, exception masks, FTZ/DAZ; see context.h). With

@@ -31,7 +31,7 @@ inline constexpr std::size_t default_stack_size = 256 * 1024;
 // The largest stack coop hands out. Larger requests are a mistake we report.
 inline constexpr std::size_t max_stack_size = std::size_t{1} << 30;
 // Stacks kept per thread by the pool.
-inline constexpr std::size_t pool_capacity = 256;
+inline constexpr std::size_t pool_capacity = 4096;
 
 class stack {
 public:

@@ -1,0 +1,151 @@
+// coop/channel.hpp — typed channels between the tasks of one reactor.
+//
+//   coop::channel<int> ch(16);        // bounded: up to 16 values in flight
+//   coop::channel<job> rv;            // capacity 0: a rendezvous
+//   ch.send(42);                      // parks while the channel is full
+//   int v; ch.recv(v, 100ms);         // parks while it is empty
+//   ch.close();                       // every parked sender and receiver wakes
+//
+// Semantics (Go's, with error codes instead of panics):
+//   - send() completes when the value is in the buffer or, with capacity 0
+//     or when a receiver is already waiting, handed straight to a receiver.
+//     Parked senders and receivers are served first-come first-served.
+//   - recv() takes the oldest value. After close(), values still buffered
+//     are delivered; then recv() fails with EPIPE.
+//   - send() on a closed channel fails with EPIPE, and so do senders parked
+//     when it closes (their values are not delivered).
+//   - ETIMEDOUT when the deadline passes, ECANCELED when the calling task is
+//     canceled (checked before anything else). A failed send did not deliver
+//     its value.
+//   - try_send()/try_recv() never park: EAGAIN instead.
+// A call that would park outside a reactor task throws std::logic_error.
+// A channel belongs to one reactor thread (hand values to other threads with
+// reactor::post). It must outlive the calls parked on it; destroying it
+// closes it first. T must be move-constructible and move-assignable.
+#ifndef COOP_CHANNEL_HPP
+#define COOP_CHANNEL_HPP
+
+#include <coop/deadline.hpp>
+#include <coop/detail/task.hpp>
+
+#include <cerrno>
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <system_error>
+#include <utility>
+
+namespace coop {
+
+template <class T>
+class channel {
+public:
+    explicit channel(std::size_t capacity = 0)
+        : cap_(capacity), buf_(capacity ? std::allocator<T>().allocate(capacity) : nullptr) {}
+    channel(const channel&) = delete;
+    channel& operator=(const channel&) = delete;
+    ~channel() {
+        close();
+        while (count_) pop();
+        if (buf_) std::allocator<T>().deallocate(buf_, cap_);
+    }
+
+    std::error_code send(T value, deadline d = {}) {
+        if (int e = give(value); e != EAGAIN) return ec(e);
+        detail::task_cb* t = detail::current_task("coop::channel::send");
+        detail::wait_node node;
+        node.data = &value;
+        return ec(detail::park(t, &senders_, &node, d.ns()));
+    }
+
+    std::error_code recv(T& out, deadline d = {}) {
+        if (int e = take(out); e != EAGAIN) return ec(e);
+        detail::task_cb* t = detail::current_task("coop::channel::recv");
+        detail::wait_node node;
+        node.data = &out;
+        return ec(detail::park(t, &receivers_, &node, d.ns()));
+    }
+
+    std::error_code try_send(T value) { return ec(give(value)); }
+    std::error_code try_recv(T& out) { return ec(take(out)); }
+
+    // Wake every parked sender and receiver (EPIPE). Idempotent.
+    void close() noexcept {
+        closed_ = true;
+        detail::wake_all(senders_, EPIPE);
+        detail::wake_all(receivers_, EPIPE);
+    }
+
+    bool closed() const noexcept { return closed_; }
+    std::size_t capacity() const noexcept { return cap_; }
+    // Values buffered now.
+    std::size_t size() const noexcept { return count_; }
+
+private:
+    static std::error_code ec(int e) noexcept {
+        return e ? std::error_code(e, std::generic_category()) : std::error_code();
+    }
+    static bool canceled() noexcept {
+        detail::task_cb* t = detail::current_task_or_null();
+        return t && t->canceled;
+    }
+
+    // Deliver without parking: 0, EPIPE, ECANCELED, or EAGAIN (would park).
+    int give(T& value) {
+        if (canceled()) return ECANCELED;
+        if (closed_) return EPIPE;
+        if (detail::wait_node* n = receivers_.head) {       // the buffer is empty
+            *static_cast<T*>(n->data) = std::move(value);
+            detail::wake(n->task, 0);
+            return 0;
+        }
+        if (count_ < cap_) {
+            push(std::move(value));
+            return 0;
+        }
+        return EAGAIN;
+    }
+
+    int take(T& out) {
+        if (canceled()) return ECANCELED;
+        if (count_) {
+            out = std::move(buf_[head_]);
+            pop();
+            if (detail::wait_node* n = senders_.head) {     // room again: admit the oldest sender
+                push(std::move(*static_cast<T*>(n->data)));
+                detail::wake(n->task, 0);
+            }
+            return 0;
+        }
+        if (detail::wait_node* n = senders_.head) {         // rendezvous
+            out = std::move(*static_cast<T*>(n->data));
+            detail::wake(n->task, 0);
+            return 0;
+        }
+        return closed_ ? EPIPE : EAGAIN;
+    }
+
+    void push(T&& v) {
+        std::size_t i = head_ + count_;
+        if (i >= cap_) i -= cap_;
+        ::new (static_cast<void*>(buf_ + i)) T(std::move(v));
+        ++count_;
+    }
+    void pop() noexcept {
+        buf_[head_].~T();
+        if (++head_ == cap_) head_ = 0;
+        --count_;
+    }
+
+    std::size_t cap_;
+    T* buf_;
+    std::size_t head_ = 0;
+    std::size_t count_ = 0;
+    bool closed_ = false;
+    detail::wait_list senders_;
+    detail::wait_list receivers_;
+};
+
+} // namespace coop
+
+#endif

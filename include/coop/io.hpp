@@ -1,0 +1,73 @@
+// coop/io.hpp — socket and pipe I/O that parks the calling task instead of
+// blocking the thread.
+//
+//   coop::io::result r = coop::io::read(fd, buf, sizeof buf, 5s);
+//   if (r.error) ...                  // ETIMEDOUT, ECANCELED, EBADF, ECONNRESET, ...
+//   else if (r.size == 0) ...         // end of stream
+//
+// Every call first tries the operation; only when the kernel says EAGAIN does
+// the task park until the fd is ready (see reactor.hpp), then it retries.
+// EINTR is retried. The fds must be non-blocking (set_nonblocking(), or
+// SOCK_NONBLOCK; accept() returns non-blocking fds): a blocking fd would
+// block the whole reactor thread. A call that would have to park outside a
+// reactor task throws std::logic_error; one that completes at once works
+// anywhere. Errors are std::generic_category codes with errno meanings;
+// a canceled task's calls fail with ECANCELED before trying anything.
+//
+// Writes to sockets use MSG_NOSIGNAL: a peer that went away gives EPIPE, not
+// SIGPIPE. Close fds that tasks may wait on with coop::close().
+#ifndef COOP_IO_HPP
+#define COOP_IO_HPP
+
+#include <coop/deadline.hpp>
+#include <coop/reactor.hpp>
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <system_error>
+
+namespace coop::io {
+
+// Outcome of a transfer: bytes moved, and why it stopped short (if it did).
+// For read/write, `error` and `size` exclude each other; read_exact and
+// write_all report in `size` how much was moved before the error.
+struct result {
+    std::size_t size = 0;
+    std::error_code error;
+    explicit operator bool() const noexcept { return !error; }
+};
+
+// Outcome of accept: the new fd (non-blocking, close-on-exec) or an error.
+struct accept_result {
+    int fd = -1;
+    std::error_code error;
+    explicit operator bool() const noexcept { return !error; }
+};
+
+// One read(2): size 0 without error means end of stream (or n == 0).
+result read(int fd, void* buf, std::size_t n, deadline d = {});
+// One write(2)/send(2); may move fewer than n bytes.
+result write(int fd, const void* buf, std::size_t n, deadline d = {});
+// Exactly n bytes, or an error; EPIPE when the stream ends first.
+// The deadline bounds the whole call.
+result read_exact(int fd, void* buf, std::size_t n, deadline d = {});
+// All n bytes, or an error. The deadline bounds the whole call.
+result write_all(int fd, const void* buf, std::size_t n, deadline d = {});
+
+// Accept one connection on a non-blocking listening socket. addr/len as for
+// accept(2). Transient per-connection failures (ECONNABORTED, EPROTO) are
+// skipped; EMFILE and the like are returned.
+accept_result accept(int listen_fd, deadline d = {}, sockaddr* addr = nullptr, socklen_t* len = nullptr);
+
+// Connect a non-blocking socket: {} once connected, else the connection's
+// error (ECONNREFUSED, ...), ETIMEDOUT, ECANCELED. After an error other than
+// an immediate one, close the socket rather than retrying on it.
+std::error_code connect(int fd, const sockaddr* addr, socklen_t len, deadline d = {});
+
+// O_NONBLOCK on.
+std::error_code set_nonblocking(int fd) noexcept;
+
+} // namespace coop::io
+
+#endif
