@@ -14,12 +14,15 @@
 //   BM_CoroutineResumeYield     coop::coroutine resume() + yielder::yield()
 //   BM_CoroutineResumeYieldFp   the same with coroutine_options::preserve_fp_env
 //   BM_CoroutineResumeYieldTls  yield via coop::this_coroutine::yield()
+//   BM_CoroutineResumeYieldNested  the body yields from a (non-inlined) helper it called
+//   BM_CoroutineRoundRobin/N    N coroutines resumed in turn (per resume: resumes counter)
 //   BM_CoroutineCreateDestroy   make a coroutine (pooled stack), run it to the end, destroy it
 //   BM_BoostFcontextRoundTrip   Boost.Context jump_fcontext there and back
 //   BM_BoostContinuation        boost::context::continuation resume() there and back
 //   BM_Cpp20ResumeSuspend       C++20 stackless coroutine: resume() + co_await suspend_always
 //   BM_UcontextSwapRoundTrip    POSIX swapcontext there and back (a syscall each way)
 #include "bench_util.hpp"
+#include "kernels.hpp"
 
 #include <coop/context.h>
 #include <coop/coroutine.hpp>
@@ -29,6 +32,7 @@
 #include <cstdint>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include <ucontext.h>
 
@@ -44,23 +48,14 @@
 #  define COOP_BENCH_BOOST 0
 #endif
 
-#if defined(__clang__)
-#  define COOP_BENCH_OPAQUE __attribute__((noinline))
-#else
-#  define COOP_BENCH_OPAQUE __attribute__((noipa))
-#endif
-
 namespace {
 
 using coop_bench::cycle_meter;
 
 // ------------------------------------------------------------ direct call
-// An out-of-line function the optimizer knows nothing about: the call is a
-// real call + ret, the empty asm hides that the argument comes back.
-COOP_BENCH_OPAQUE void* direct_callee(void* p) {
-    asm volatile("" : "+r"(p));
-    return p;
-}
+using coop_bench::direct_callee;
+using coop_bench::echo_entry;
+using coop_bench::echo_entry_fp;
 
 void BM_DirectCall(benchmark::State& st) {
     int x = 0;
@@ -75,14 +70,6 @@ void BM_DirectCall(benchmark::State& st) {
 BENCHMARK(BM_DirectCall);
 
 // ------------------------------------------------------------ raw switch
-// The other side: hands back whatever it receives, forever.
-void echo_entry(coop_transfer t) {
-    for (;;) t = coop_jump(t.ctx, t.data);
-}
-void echo_entry_fp(coop_transfer t) {
-    for (;;) t = coop_jump_fp(t.ctx, t.data);
-}
-
 template <coop_transfer (*Jump)(coop_ctx, void*), void (*Entry)(coop_transfer)>
 void raw_round_trip(benchmark::State& st) {
     coop::stack s(64 * 1024);
@@ -131,6 +118,33 @@ void BM_CoroutineResumeYieldFp(benchmark::State& st) { coroutine_round_trip(st, 
 BENCHMARK(BM_CoroutineResumeYield);
 BENCHMARK(BM_CoroutineResumeYieldFp);
 
+// The same round trip, but the body yields from inside a function it called
+// (one non-inlined call level deeper than the loop it was resumed into), as
+// code that yields from a helper, a parser or a recursive traversal does.
+// A switch that pairs call/ret with the return-stack predictor only helps
+// when the yield happens at the call depth the resume landed at; here the
+// landing and the yield are at different depths.
+COOP_BENCH_OPAQUE void* yield_from_helper(coop::yielder& y, void* v) {
+    v = y.yield(v);
+    asm volatile("");
+    return v;
+}
+
+void BM_CoroutineResumeYieldNested(benchmark::State& st) {
+    coop::coroutine co([](coop::yielder& y, void* v) {
+        for (;;) v = yield_from_helper(y, v);
+    });
+    int x = 0;
+    void* p = &x;
+    cycle_meter m(st);
+    for (auto _ : st) {
+        p = co.resume(p);
+        benchmark::DoNotOptimize(p);
+    }
+    m.finish(2);
+}
+BENCHMARK(BM_CoroutineResumeYieldNested);
+
 void BM_CoroutineResumeYieldTls(benchmark::State& st) {
     coop::coroutine co([](coop::yielder&, void* v) {
         for (;;) v = coop::this_coroutine::yield(v);
@@ -145,6 +159,30 @@ void BM_CoroutineResumeYieldTls(benchmark::State& st) {
     m.finish(2);
 }
 BENCHMARK(BM_CoroutineResumeYieldTls);
+
+// N coroutines resumed round-robin from one loop: one iteration resumes each
+// once (2N switches). Shows what a resume costs once the coroutines' stacks
+// and control blocks no longer sit in the same few cache lines, which is the
+// situation of a scheduler with many tasks. "resumes" = N per iteration.
+void BM_CoroutineRoundRobin(benchmark::State& st) {
+    const int n = static_cast<int>(st.range(0));
+    std::vector<coop::coroutine> cos;
+    cos.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)
+        cos.emplace_back([](coop::yielder& y, void* v) {
+            for (;;) v = y.yield(v);
+        });
+    int x = 0;
+    void* p = &x;
+    cycle_meter m(st);
+    for (auto _ : st) {
+        for (coop::coroutine& co : cos) p = co.resume(p);
+        benchmark::DoNotOptimize(p);
+    }
+    m.finish(2.0 * n);
+    st.counters["resumes"] = n;
+}
+BENCHMARK(BM_CoroutineRoundRobin)->Arg(16)->Arg(256);
 
 // Whole life of a short coroutine: take a pooled stack, build the frame,
 // first resume (switch in), body returns (switch out), destroy, stack back to
@@ -163,9 +201,6 @@ void BM_CoroutineCreateDestroy(benchmark::State& st) {
 BENCHMARK(BM_CoroutineCreateDestroy);
 
 // ------------------------------------------------------------ Boost.Context
-constexpr const char* kNoBoost =
-    "Boost.Context not found: apt-get install libboost-context-dev";
-
 #if COOP_BENCH_BOOST
 namespace bctx = boost::context;
 
@@ -212,6 +247,7 @@ void BM_BoostContinuation(benchmark::State& st) {
     // ~continuation unwinds the suspended body.
 }
 #else
+constexpr const char* kNoBoost = "Boost.Context not found: apt-get install libboost-context-dev";
 void BM_BoostFcontextRoundTrip(benchmark::State& st) { st.SkipWithError(kNoBoost); }
 void BM_BoostContinuation(benchmark::State& st) { st.SkipWithError(kNoBoost); }
 #endif

@@ -11,9 +11,9 @@
 #                              -> results/<machine>-<cpu>.json, then results/*.png
 #   make study-plot            re-render the PNGs from every results/*.json
 #
-# Knobs: BENCH_REPS (repetitions, medians are reported; default 5),
-# BENCH_MIN_TIME (seconds per repetition; default 0.05), BENCH_ARGS (extra
-# Google Benchmark flags), STUDY_ARGS (extra coop-study flags).
+# Knobs: BENCH_REPS (repetitions, medians are reported; default 7),
+# BENCH_MIN_TIME (seconds per repetition; default 0.1), BENCH_ARGS (extra
+# Google Benchmark flags), BENCH_INTERLEAVE (true|false), STUDY_ARGS (extra coop-study flags).
 #
 # Peers are optional. Each is detected twice: its header at compile time
 # (__has_include in the source) and its library here, with the target
@@ -29,9 +29,12 @@ BENCH_BINS := $(addprefix $(BIN)/bench/,$(BENCH_NAMES))
 BENCH_OBJS := $(patsubst bench/%.cpp,$(OBJ)/bench/%.o,$(BENCH_SRCS))
 
 BENCH_FILTER ?=
-BENCH_REPS ?= 5
-BENCH_MIN_TIME ?= 0.05
+BENCH_REPS ?= 7
+BENCH_MIN_TIME ?= 0.1
 BENCH_ARGS ?=
+# Repetitions of different benchmarks are interleaved in random order, so a
+# slow phase of a noisy machine spreads over all of them instead of skewing one.
+BENCH_INTERLEAVE ?= true
 PYTHON ?= python3
 
 # $(call bench_has_lib,name): "yes" when the target linker finds libname.
@@ -49,6 +52,11 @@ endif
 
 BENCH_CPPFLAGS := -Ibench
 BENCH_LIBS :=
+# The reactor benchmarks need the reactor's implementation, not just its
+# header (the two may land at different times).
+ifneq ($(wildcard src/reactor*.cpp),)
+  BENCH_CPPFLAGS += -DCOOP_BENCH_HAVE_REACTOR=1
+endif
 ifeq ($(BENCH_HAVE_BOOST),yes)
   BENCH_CPPFLAGS += -DCOOP_BENCH_HAVE_BOOST_CONTEXT=1
   BENCH_LIBS += -lboost_context
@@ -68,12 +76,11 @@ BENCH_FLAGS_STR := $(strip $(CXX) $(CXXFLAGS))
 
 # Rebuild the suites when the detected peers or flags change.
 BENCH_STAMP := $(OBJ)/bench/flags.stamp
-.PHONY: bench-flags-check
-bench-flags-check:
-	@mkdir -p $(dir $(BENCH_STAMP))
-	@echo '$(CXX) $(CPPFLAGS) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(BENCH_LIBS)' | cmp -s - $(BENCH_STAMP) || \
-	  echo '$(CXX) $(CPPFLAGS) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(BENCH_LIBS)' > $(BENCH_STAMP)
-$(BENCH_STAMP): bench-flags-check
+BENCH_STAMP_TEXT := $(CXX) $(CPPFLAGS) $(BENCH_CPPFLAGS) $(CXXFLAGS) $(BENCH_LIBS)
+.PHONY: bench-force
+$(BENCH_STAMP): bench-force
+	@mkdir -p $(dir $@)
+	@echo '$(BENCH_STAMP_TEXT)' | cmp -s - $@ || echo '$(BENCH_STAMP_TEXT)' > $@
 
 $(OBJ)/bench/%.o: bench/%.cpp $(BENCH_STAMP)
 	@mkdir -p $(dir $@)
@@ -89,24 +96,29 @@ $(BIN)/bench/%: $(OBJ)/bench/%.o $(LIB_A)
 ifeq ($(BENCH_HAVE_GBENCH),yes)
 bench-build: lib $(BENCH_OBJS) $(BENCH_BINS)
 	@echo "bench: peers: boost_context=$(or $(BENCH_HAVE_BOOST),no) libuv=$(or $(BENCH_HAVE_UV),no)"
-else
+else ifneq ($(wildcard /usr/include/benchmark/benchmark.h),)
 bench-build: lib $(BENCH_OBJS)
 	@echo "bench: Google Benchmark is not available for $(ARCH) ($(CXX)); the suites were compiled, not linked."
 	@echo "bench: on the host: apt-get install libbenchmark-dev"
+else
+bench-build: lib
+	@echo "bench: Google Benchmark not found: apt-get install libbenchmark-dev"
 endif
 
 # Each suite writes its own JSON; a stale file from an earlier run is removed
 # first so the summary never mixes runs. The summary reads whatever this run
 # produced (BENCH_FILTER may have narrowed it).
 bench: bench-build
-ifeq ($(BENCH_HAVE_GBENCH),yes)
+ifneq ($(BENCH_HAVE_GBENCH),yes)
+	@echo "bench: nothing to run without Google Benchmark for $(ARCH)."
+else
 	@mkdir -p $(BENCH_OUT)
 	@rm -f $(BENCH_OUT)/*.json $(BENCH_OUT)/summary.txt
 	@set -e; for b in $(BENCH_NAMES); do \
 	  echo "==== $$b"; \
 	  $(RUN) $(BIN)/bench/$$b --benchmark_filter='$(or $(BENCH_FILTER),.)' \
 	    --benchmark_repetitions=$(BENCH_REPS) --benchmark_display_aggregates_only=true \
-	    --benchmark_min_time=$(BENCH_MIN_TIME) \
+	    --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_enable_random_interleaving=$(BENCH_INTERLEAVE) \
 	    --benchmark_out=$(BENCH_OUT)/$$b.json --benchmark_out_format=json $(BENCH_ARGS); \
 	done
 	@$(PYTHON) tools/bench_summary.py $(BENCH_OUT) | tee $(BENCH_OUT)/summary.txt
@@ -130,9 +142,15 @@ $(STUDY_BIN): $(OBJ)/tools/coop_study.o $(LIB_A)
 study-build: $(STUDY_BIN)
 bench-build: $(STUDY_BIN)
 
+# The study measures the CPU it runs on: under an emulator (a cross ARCH)
+# the numbers would describe the emulator, so it is only built then.
 study: $(STUDY_BIN)
-	$(RUN) $(STUDY_BIN) --out results $(STUDY_ARGS)
+ifeq ($(RUN),)
+	$(STUDY_BIN) --out results $(STUDY_ARGS)
 	@$(MAKE) --no-print-directory study-plot
+else
+	@echo "study: $(STUDY_BIN) is built; run it on a real $(ARCH) machine (under qemu it would time the emulator)."
+endif
 
 study-plot:
 	$(PYTHON) tools/plot_study.py results

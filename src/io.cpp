@@ -56,17 +56,54 @@ ssize_t write_once(int fd, const void* buf, std::size_t n) noexcept {
 
 } // namespace
 
+namespace {
+
+// The reactor's entry for fd if coop already registered it (the drained-
+// read skip only applies then: registration is what guarantees an edge).
+detail::fd_entry* registered_entry(int fd) noexcept {
+    detail::reactor_impl* r = detail::thread_reactor();
+    if (!r) return nullptr;
+    detail::fd_entry* e = r->fds.find(fd);
+    return (e && e->registered) ? e : nullptr;
+}
+
+bool is_stream_socket(int fd, detail::fd_entry* e) noexcept {
+    if (e->stream == 0) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        e->stream = (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM)
+                        ? 1 : 2;
+    }
+    return e->stream == 1;
+}
+
+} // namespace
+
 result read(int fd, void* buf, std::size_t n, deadline d) {
     if (canceled()) return {0, ec(ECANCELED)};
+    detail::fd_entry* ent = registered_entry(fd);
+    // The last read of this stream socket came back short and no edge (nor
+    // hang-up) has come since: a read now would only return EAGAIN. Park
+    // first; the edge for the next bytes is still pending in the kernel.
+    if (ent && !ent->read_edge && !ent->hangup && n > 0) {
+        if (int e = wait(fd, false, d, "coop::io::read")) return {0, ec(e)};
+    }
     for (;;) {
         ssize_t k = ::read(fd, buf, n);
-        if (k >= 0) return {static_cast<std::size_t>(k), {}};
+        if (k >= 0) {
+            ent = ent ? ent : registered_entry(fd);
+            if (ent && k > 0 && static_cast<std::size_t>(k) < n && is_stream_socket(fd, ent))
+                ent->read_edge = false;   // short read of a stream socket: drained
+            return {static_cast<std::size_t>(k), {}};
+        }
         int e = errno;
         if (e == EINTR) continue;
         if (e != EAGAIN && e != EWOULDBLOCK) return {0, ec(e)};
         if ((e = wait(fd, false, d, "coop::io::read")) != 0) return {0, ec(e)};
+        ent = ent ? ent : registered_entry(fd);
     }
 }
+
 
 result write(int fd, const void* buf, std::size_t n, deadline d) {
     if (canceled()) return {0, ec(ECANCELED)};

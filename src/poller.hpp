@@ -24,6 +24,7 @@ struct poll_event {
     std::uint64_t token;   // what add() was given
     bool readable;
     bool writable;
+    bool hangup;           // the peer closed its side, or an error: reads will not block
 };
 
 class poller {

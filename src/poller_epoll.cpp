@@ -175,6 +175,7 @@ int poller::wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexce
         out[k].token = e.data.u64;
         out[k].readable = both || (e.events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) != 0;
         out[k].writable = both || (e.events & EPOLLOUT) != 0;
+        out[k].hangup = both || (e.events & EPOLLRDHUP) != 0;
         ++k;
     }
     return k;

@@ -144,6 +144,7 @@ int poller::wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexce
         out[k].token = token;
         out[k].readable = both || e.filter == EVFILT_READ;
         out[k].writable = both || e.filter == EVFILT_WRITE;
+        out[k].hangup = both || (e.flags & EV_EOF) != 0;
         ++k;
     }
     return k;

@@ -146,7 +146,11 @@ void reactor_impl::poll_io(std::int64_t deadline_ns) {
         const std::uint32_t gen = static_cast<std::uint32_t>(ev.token >> 32);
         fd_entry* e = fds.find(fd);
         if (!e || !e->registered || e->gen != gen) continue;   // stale: the fd was closed meanwhile
-        if (ev.readable) wake_all(e->readers, 0);
+        if (ev.hangup) e->hangup = true;
+        if (ev.readable) {
+            e->read_edge = true;
+            wake_all(e->readers, 0);
+        }
         if (ev.writable) wake_all(e->writers, 0);
     }
 }

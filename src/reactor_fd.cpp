@@ -42,6 +42,9 @@ void reactor_impl::forget_fd(int fd) noexcept {
     if (!e) return;
     ++e->gen;
     e->kind = 0;
+    e->stream = 0;
+    e->read_edge = true;
+    e->hangup = false;
     if (e->registered) {
         poll.remove(fd);
         e->registered = false;

@@ -22,6 +22,13 @@ struct fd_entry {
     std::uint32_t gen = 0;        // bumped by close/forget: events tagged with an older one are stale
     bool registered = false;      // added to the poller under `gen`
     unsigned char kind = 0;       // for io::write: 0 unknown, 1 socket, 2 not a socket
+    unsigned char stream = 0;     // for io::read: 0 unknown, 1 stream socket, 2 other
+    // io::read's drained-read skip (stream sockets, once registered): a read
+    // that came back short drained the socket, so the next one would only
+    // say EAGAIN; it parks straight away instead, until an edge arrives.
+    // `hangup` is sticky: a pending EOF or error never waits for an edge.
+    bool read_edge = true;        // a read may find data (an edge came since the last short read)
+    bool hangup = false;          // the kernel reported hang-up or error for this file
     wait_list readers;
     wait_list writers;
 };

@@ -228,7 +228,8 @@ SYM(coop_fiber_trampoline):
            function, whose CFI ends every unwind. */
         adr     x30, 1f
         b       SYM(coop_fiber_main)        /* runs the body, then switches away for good */
-1:      brk     #0x3c                       /* not reached */
+1:      JUMP_PAD                            /* a materialized code address: keep it a landing pad */
+        brk     #0x3c                       /* not reached */
         .cfi_endproc
         FUNC_SIZE(SYM(coop_fiber_trampoline))
 

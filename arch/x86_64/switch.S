@@ -209,7 +209,8 @@ SYM(coop_fiber_trampoline):
         leaq    1f(%rip), %rax
         pushq   %rax                        /* return address: rsp+8 is 16-aligned at entry, as after a call */
         jmp     SYM(coop_fiber_main)        /* runs the body, then switches away for good */
-1:      ud2                                 /* not reached */
+1:      ENDBR                               /* a materialized code address: keep it a landing pad */
+        ud2                                 /* not reached */
         .cfi_endproc
         FUNC_SIZE(SYM(coop_fiber_trampoline))
 

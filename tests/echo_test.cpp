@@ -1,0 +1,320 @@
+// tests/echo_test.cpp — the coop-echo example as a black box: started as a
+// child process (under $COOP_RUN_PREFIX when cross-running), driven over
+// loopback by clients written with coop itself. Hostile clients must not
+// crash it, stall others or leak fds; SIGINT/SIGTERM exit 0.
+#include <coop/io.hpp>
+#include <coop/reactor.hpp>
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef COOP_BIN_DIR
+#  define COOP_BIN_DIR "build/x86_64/bin"
+#endif
+
+extern char** environ;
+using namespace std::chrono_literals;
+
+namespace {
+
+int connect_to_port(int port);
+
+// Generous: under qemu-user everything is about ten times slower.
+constexpr auto kPatience = 60s;
+
+class echo_server {
+public:
+    echo_server() {
+        std::vector<std::string> words;
+        if (const char* pre = std::getenv("COOP_RUN_PREFIX")) {
+            std::istringstream in(pre);
+            for (std::string w; in >> w;) words.push_back(w);
+        }
+        words.push_back(std::string(COOP_BIN_DIR) + "/coop-echo");
+        words.push_back("--port");
+        words.push_back("0");
+        std::vector<char*> argv;
+        for (auto& w : words) argv.push_back(w.data());
+        argv.push_back(nullptr);
+
+        int out[2];
+        if (::pipe2(out, O_CLOEXEC) != 0) return;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+        const int rc = ::posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(out[1]);
+        if (rc != 0) {
+            pid_ = -1;
+            ::close(out[0]);
+            return;
+        }
+        out_ = out[0];
+        // First line: "listening on H:P"
+        std::string line;
+        const auto until = std::chrono::steady_clock::now() + kPatience;
+        while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < until) {
+            pollfd p{out_, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            char buf[256];
+            ssize_t n = ::read(out_, buf, sizeof buf);
+            if (n <= 0) break;
+            line.append(buf, static_cast<std::size_t>(n));
+        }
+        first_line_ = line.substr(0, line.find('\n'));
+        const auto colon = first_line_.rfind(':');
+        if (first_line_.rfind("listening on 127.0.0.1:", 0) == 0 && colon != std::string::npos)
+            port_ = std::atoi(first_line_.c_str() + colon + 1);
+    }
+    ~echo_server() {
+        if (pid_ > 0 && !reaped_) {
+            ::kill(pid_, SIGKILL);
+            int st;
+            ::waitpid(pid_, &st, 0);
+        }
+        if (out_ >= 0) ::close(out_);
+    }
+
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    const std::string& first_line() const { return first_line_; }
+
+    // Open fds of the server process while it serves, minus the one
+    // connection used to make sure it does.
+    int serving_fd_count() const {
+        coop::reactor r;
+        int n = -1;
+        r.spawn([&] {
+            int s = connect_to_port(port_);
+            if (s < 0) return;
+            char c = 'x';
+            coop::io::write_all(s, &c, 1);
+            if (!coop::io::read_exact(s, &c, 1, kPatience).error) n = fd_count() - 1;
+            coop::close(s);
+        });
+        r.run();
+        return n;
+    }
+
+    // Open fds of the server process (of qemu, when cross-running: the
+    // comparisons below only look at differences).
+    int fd_count() const {
+        std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) return -1;
+        int n = 0;
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+        return n;
+    }
+
+    // Signal, then wait for the exit; returns the wait status or -1.
+    int stop_with(int sig) {
+        ::kill(pid_, sig);
+        const auto until = std::chrono::steady_clock::now() + kPatience;
+        while (std::chrono::steady_clock::now() < until) {
+            int st = 0;
+            pid_t r = ::waitpid(pid_, &st, WNOHANG);
+            if (r == pid_) {
+                reaped_ = true;
+                return st;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+        return -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+    int port_ = 0;
+    bool reaped_ = false;
+    std::string first_line_;
+};
+
+sockaddr_in loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+// A connected non-blocking client socket (inside a task), or -1.
+int connect_to_port(int port) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in a = loopback(port);
+    if (coop::io::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a, kPatience)) {
+        coop::close(s);
+        return -1;
+    }
+    return s;
+}
+int connect_to(int port) { return connect_to_port(port); }
+
+// Send n patterned bytes and read them back, concurrently; true if intact.
+bool round_trip(int s, std::size_t n, int seed) {
+    std::vector<unsigned char> out(n), in(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<unsigned char>((i * 13 + seed) & 0xff);
+    bool wrote = false;
+    coop::task w = coop::this_reactor().spawn([&] { wrote = !coop::io::write_all(s, out.data(), n, kPatience).error; });
+    coop::io::result r = coop::io::read_exact(s, in.data(), n, kPatience);
+    w.join();
+    return wrote && !r.error && in == out;
+}
+
+// Wait (bounded) until the server's fd count drops to `want`.
+bool fds_back_to(const echo_server& srv, int want) {
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    while (std::chrono::steady_clock::now() < until) {
+        if (srv.fd_count() <= want) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
+} // namespace
+
+TEST(Echo, ListensAndEchoesManyClients) {
+    echo_server srv;
+    ASSERT_GT(srv.pid(), 0);
+    ASSERT_GT(srv.port(), 0) << "first line: " << srv.first_line();
+    const int base = srv.serving_fd_count();
+    coop::reactor r;
+    int ok = 0;
+    for (int c = 0; c < 200; ++c)
+        r.spawn([&, c] {
+            int s = connect_to(srv.port());
+            ASSERT_GE(s, 0);
+            bool good = true;
+            for (int k = 0; k < 5 && good; ++k) good = round_trip(s, 100 + c * 17 + k, c + k);
+            if (good) ++ok;
+            coop::close(s);
+        }, {64 * 1024, "echo-client", false});
+    r.run();
+    EXPECT_EQ(ok, 200);
+    EXPECT_TRUE(fds_back_to(srv, base)) << srv.fd_count() << " fds, expected " << base;
+    EXPECT_EQ(srv.stop_with(SIGTERM), 0);
+}
+
+TEST(Echo, HostileClientsHurtNobody) {
+    echo_server srv;
+    ASSERT_GT(srv.port(), 0) << "first line: " << srv.first_line();
+    const int base = srv.serving_fd_count();
+    coop::reactor r;
+    bool reset_done = false, half_ok = false, burst_ok = false, normal_ok = false;
+    int normal_rounds = 0;
+    int never_reader = -1;
+
+    // Never reads: fills the server's send buffer and its own, then sits.
+    r.spawn([&] {
+        never_reader = connect_to(srv.port());
+        ASSERT_GE(never_reader, 0);
+        std::vector<char> junk(64 * 1024, 'j');
+        std::size_t sent = 0;
+        while (sent < (64u << 20)) {
+            coop::io::result w = coop::io::write(never_reader, junk.data(), junk.size(), 300ms);
+            if (w.error) break;      // both directions full: the server is stuck writing to us
+            sent += w.size;
+        }
+        EXPECT_GT(sent, 0u);
+    });
+    // Resets in the middle of a message.
+    r.spawn([&] {
+        for (int i = 0; i < 20; ++i) {
+            int s = connect_to(srv.port());
+            ASSERT_GE(s, 0);
+            std::vector<char> half(30000, 'r');
+            coop::io::write_all(s, half.data(), half.size());
+            linger lg{1, 0};
+            ::setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            coop::close(s);          // RST
+        }
+        reset_done = true;
+    });
+    // Half-close: the echo still arrives, then EOF.
+    r.spawn([&] {
+        int s = connect_to(srv.port());
+        ASSERT_GE(s, 0);
+        ASSERT_FALSE(coop::io::write_all(s, "half-closed", 11).error);
+        ::shutdown(s, SHUT_WR);
+        char buf[32];
+        coop::io::result got = coop::io::read_exact(s, buf, 11, kPatience);
+        coop::io::result eof = coop::io::read(s, buf, sizeof buf, kPatience);
+        half_ok = !got.error && std::memcmp(buf, "half-closed", 11) == 0 && !eof.error && eof.size == 0;
+        coop::close(s);
+    });
+    // 1 MiB bursts.
+    r.spawn([&] {
+        int s = connect_to(srv.port());
+        ASSERT_GE(s, 0);
+        burst_ok = round_trip(s, 1 << 20, 7) && round_trip(s, 1 << 20, 9);
+        coop::close(s);
+    });
+    // A normal client keeps being served throughout.
+    r.spawn([&] {
+        int s = connect_to(srv.port());
+        ASSERT_GE(s, 0);
+        normal_ok = true;
+        while (normal_ok && (normal_rounds < 50 || !reset_done || !half_ok || !burst_ok)) {
+            normal_ok = round_trip(s, 64, normal_rounds);
+            ++normal_rounds;
+            if (normal_rounds > 100000) break;
+        }
+        coop::close(s);
+    });
+    r.run();
+    EXPECT_TRUE(reset_done);
+    EXPECT_TRUE(half_ok);
+    EXPECT_TRUE(burst_ok);
+    EXPECT_TRUE(normal_ok);
+    EXPECT_GE(normal_rounds, 50);
+    // The never-reading client is still connected; once it goes, the
+    // server's task for it must fail its write and close the fd.
+    EXPECT_GT(srv.fd_count(), base);
+    ::close(never_reader);
+    EXPECT_TRUE(fds_back_to(srv, base)) << srv.fd_count() << " fds, expected " << base;
+    EXPECT_EQ(srv.stop_with(SIGINT), 0);
+}
+
+TEST(Echo, SignalsExitCleanlyWithOpenConnections) {
+    for (int sig : {SIGINT, SIGTERM}) {
+        echo_server srv;
+        ASSERT_GT(srv.port(), 0) << "first line: " << srv.first_line();
+        coop::reactor r;
+        std::vector<int> open;
+        r.spawn([&] {
+            for (int i = 0; i < 5; ++i) {
+                int s = connect_to(srv.port());
+                ASSERT_GE(s, 0);
+                ASSERT_TRUE(round_trip(s, 100, i));
+                open.push_back(s);
+            }
+        });
+        r.run();
+        const int st = srv.stop_with(sig);
+        EXPECT_TRUE(WIFEXITED(st)) << "signal " << sig << " status " << st;
+        EXPECT_EQ(WEXITSTATUS(st), 0);
+        for (int s : open) coop::close(s);
+    }
+}

@@ -1,0 +1,734 @@
+// tests/reactor_test.cpp — the reactor: spawn/run/join, yield order,
+// timers, deadlines, cancellation, fd waits (close-while-waiting, fd-number
+// reuse, hang-up, several waiters), EINTR, fairness, post() from threads,
+// stop() and teardown. Outcomes and ordering only, never speed.
+#include <coop/channel.hpp>
+#include <coop/io.hpp>
+#include <coop/reactor.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cfenv>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct sock_pair {
+    int fd[2] = {-1, -1};
+    sock_pair() {
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) != 0) fd[0] = fd[1] = -1;
+    }
+    ~sock_pair() {
+        for (int f : fd)
+            if (f >= 0) coop::close(f);
+    }
+};
+
+const std::error_code kTimedOut = std::make_error_code(std::errc::timed_out);
+const std::error_code kCanceled = std::make_error_code(std::errc::operation_canceled);
+const std::error_code kBadFd = std::make_error_code(std::errc::bad_file_descriptor);
+
+// Fill a socket's send buffer until write would block.
+void fill(int fd) {
+    char buf[4096] = {};
+    while (::send(fd, buf, sizeof buf, MSG_NOSIGNAL) > 0) {}
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- basics
+
+TEST(Reactor, RunsTasksToCompletion) {
+    coop::reactor r;
+    int ran = 0;
+    for (int i = 0; i < 10; ++i) r.spawn([&] { ++ran; });
+    EXPECT_EQ(r.size(), 10u);
+    r.run();
+    EXPECT_EQ(ran, 10);
+    EXPECT_EQ(r.size(), 0u);
+}
+
+TEST(Reactor, YieldIsRoundRobin) {
+    coop::reactor r;
+    std::string trace;
+    for (char c : std::string("abc"))
+        r.spawn([&, c] {
+            for (int i = 0; i < 3; ++i) {
+                trace += c;
+                coop::yield();
+            }
+        });
+    r.run();
+    EXPECT_EQ(trace, "abcabcabc");
+}
+
+TEST(Reactor, TasksSpawnTasksAndJoin) {
+    coop::reactor r;
+    std::vector<int> order;
+    r.spawn([&] {
+        coop::task child = coop::this_reactor().spawn([&] {
+            coop::sleep_for(2ms);
+            order.push_back(1);
+        });
+        EXPECT_FALSE(child.done());
+        EXPECT_FALSE(child.join());
+        order.push_back(2);
+        EXPECT_FALSE(child);     // joined: the handle is empty
+    });
+    r.run();
+    EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(Reactor, JoinRethrowsTheTasksException) {
+    coop::reactor r;
+    bool caught = false;
+    r.spawn([&] {
+        coop::task t = coop::this_reactor().spawn([] { throw std::runtime_error("boom"); });
+        try {
+            t.join();
+        } catch (const std::runtime_error& e) {
+            caught = std::string(e.what()) == "boom";
+        }
+    });
+    r.run();
+    EXPECT_TRUE(caught);
+}
+
+TEST(Reactor, JoinFinishedTaskFromOutside) {
+    coop::reactor r;
+    coop::task t = r.spawn([] {});
+    EXPECT_THROW(t.join(), std::logic_error);   // not finished, not in a task
+    r.run();
+    EXPECT_TRUE(t.done());
+    EXPECT_FALSE(t.join());
+    EXPECT_THROW(t.join(), std::logic_error);   // empty handle
+}
+
+TEST(Reactor, DetachedTaskExceptionLeavesRun) {
+    coop::reactor r;
+    r.spawn([] { throw std::runtime_error("detached"); });
+    bool after = false;
+    r.spawn([&] { after = true; });
+    EXPECT_THROW(r.run(), std::runtime_error);
+    r.run();                                    // the reactor stays usable
+    EXPECT_TRUE(after);
+}
+
+TEST(Reactor, MisuseOutsideATaskThrowsLogicError) {
+    coop::reactor r;
+    EXPECT_THROW(coop::yield(), std::logic_error);
+    EXPECT_THROW(coop::sleep_for(1ms), std::logic_error);
+    sock_pair sp;
+    EXPECT_THROW(coop::wait_readable(sp.fd[0]), std::logic_error);
+    char c;
+    EXPECT_THROW(coop::io::read(sp.fd[0], &c, 1), std::logic_error);   // would have to park
+    bool inner = false;
+    r.spawn([&] {
+        EXPECT_THROW(coop::this_reactor().run(), std::logic_error);
+        inner = true;
+    });
+    r.run();
+    EXPECT_TRUE(inner);
+}
+
+TEST(Reactor, SpawnOptionsReachTheCoroutine) {
+    coop::reactor r;
+    std::string name;
+    int round_in_task = -1;
+    const int outer = std::fegetround();
+    coop::task t = r.spawn(
+        [&] {
+            name = std::string(coop::this_coroutine::name());
+            std::fesetround(FE_UPWARD);
+            coop::yield();
+            round_in_task = std::fegetround();
+        },
+        {32 * 1024, "worker-7", true});
+    r.spawn([&] { EXPECT_EQ(std::fegetround(), outer); });
+    EXPECT_EQ(t.name(), "worker-7");
+    r.run();
+    EXPECT_EQ(name, "worker-7");
+    EXPECT_EQ(round_in_task, FE_UPWARD);
+    EXPECT_EQ(std::fegetround(), outer);
+}
+
+TEST(Reactor, StopReturnsAndTeardownUnwinds) {
+    bool unwound = false;
+    int steps = 0;
+    {
+        coop::reactor r;
+        r.spawn([&] {
+            struct guard {
+                bool* f;
+                ~guard() { *f = true; }
+            } g{&unwound};
+            for (;;) {
+                ++steps;
+                if (steps == 3) coop::this_reactor().stop();
+                EXPECT_FALSE(coop::sleep_for(1ms));
+            }
+        });
+        r.run();
+        EXPECT_EQ(steps, 3);
+        EXPECT_EQ(r.size(), 1u);
+    }
+    EXPECT_TRUE(unwound);
+}
+
+// ---------------------------------------------------------------- timers
+
+TEST(ReactorTimers, FireInDeadlineOrderAndNeverEarly) {
+    coop::reactor r;
+    std::vector<int> order;
+    clk::time_point start;
+    coop::channel<int> gate;     // closed once every sleeper is parked on it
+    // Far enough apart that even a sanitizer or emulator build registers all
+    // eight timers before the earliest is due.
+    const int delays_us[] = {240000, 40000, 160000, 20000, 80000, 20000, 120000, 10000};
+    bool early = false;
+    for (int i = 0; i < 8; ++i) {
+        r.spawn([&, i] {
+            int dummy;
+            gate.recv(dummy);
+            const auto until = start + std::chrono::microseconds(delays_us[i]);
+            EXPECT_FALSE(coop::sleep_until(until));
+            if (clk::now() < until) early = true;
+            order.push_back(i);
+        });
+    }
+    r.spawn([&] {
+        start = clk::now();
+        gate.close();
+    });
+    r.run();
+    EXPECT_FALSE(early);
+    // equal deadlines (3 and 5) keep spawn order
+    EXPECT_EQ(order, (std::vector<int>{7, 3, 5, 1, 4, 6, 2, 0}));
+}
+
+TEST(ReactorTimers, SubMillisecondSleepsAreNotEarly) {
+    coop::reactor r;
+    r.spawn([] {
+        for (int i = 0; i < 20; ++i) {
+            const auto t0 = clk::now();
+            EXPECT_FALSE(coop::sleep_for(std::chrono::microseconds(200)));
+            EXPECT_GE(clk::now() - t0, std::chrono::microseconds(200));
+        }
+    });
+    r.run();
+}
+
+TEST(ReactorTimers, PastDeadlineReturnsAtOnce) {
+    coop::reactor r;
+    r.spawn([] {
+        EXPECT_FALSE(coop::sleep_until(clk::now() - 1s));
+        EXPECT_FALSE(coop::sleep_for(0ms));
+        sock_pair sp;
+        EXPECT_EQ(coop::wait_readable(sp.fd[0], clk::now() - 1ms), kTimedOut);
+    });
+    r.run();
+}
+
+TEST(ReactorTimers, DeadlinesReturnTimedOut) {
+    coop::reactor r;
+    r.spawn([] {
+        sock_pair sp;
+        auto t0 = clk::now();
+        EXPECT_EQ(coop::wait_readable(sp.fd[0], 20ms), kTimedOut);
+        EXPECT_GE(clk::now() - t0, 20ms);
+        char c;
+        t0 = clk::now();
+        coop::io::result res = coop::io::read(sp.fd[0], &c, 1, t0 + 15ms);
+        EXPECT_EQ(res.error, kTimedOut);
+        EXPECT_GE(clk::now() - t0, 15ms);
+        fill(sp.fd[0]);
+        EXPECT_EQ(coop::wait_writable(sp.fd[0], 5ms), kTimedOut);
+
+        coop::task sleeper = coop::this_reactor().spawn([] { coop::sleep_for(1s); });
+        EXPECT_EQ(sleeper.join(10ms), kTimedOut);
+        sleeper.cancel();
+        EXPECT_FALSE(sleeper.join());
+    });
+    r.run();
+}
+
+// ---------------------------------------------------------------- cancellation
+
+TEST(ReactorCancel, WhileSleeping) {
+    coop::reactor r;
+    std::error_code got, later;
+    coop::task t = r.spawn([&] {
+        got = coop::sleep_for(10s);
+        later = coop::sleep_for(1ms);           // sticky
+    });
+    r.spawn([&] {
+        coop::sleep_for(1ms);
+        t.cancel();
+    });
+    r.run();
+    EXPECT_EQ(got, kCanceled);
+    EXPECT_EQ(later, kCanceled);
+}
+
+TEST(ReactorCancel, WhileWaitingOnAnFd) {
+    coop::reactor r;
+    sock_pair sp;
+    std::error_code rd, io;
+    coop::task a = r.spawn([&] { rd = coop::wait_readable(sp.fd[0]); });
+    coop::task b = r.spawn([&] {
+        char c;
+        io = coop::io::read(sp.fd[0], &c, 1).error;
+    });
+    r.spawn([&] {
+        coop::yield();
+        a.cancel();
+        b.cancel();
+    });
+    r.run();
+    EXPECT_EQ(rd, kCanceled);
+    EXPECT_EQ(io, kCanceled);
+}
+
+TEST(ReactorCancel, WhileOnAChannel) {
+    coop::reactor r;
+    coop::channel<int> ch;          // rendezvous: both sides park
+    coop::channel<int> full(1);
+    std::error_code s, rv;
+    coop::task a = r.spawn([&] {
+        int v;
+        rv = ch.recv(v);
+    });
+    coop::task b = r.spawn([&] {
+        full.send(1);
+        s = full.send(2);
+    });
+    r.spawn([&] {
+        coop::yield();
+        a.cancel();
+        b.cancel();
+    });
+    r.run();
+    EXPECT_EQ(rv, kCanceled);
+    EXPECT_EQ(s, kCanceled);
+    EXPECT_EQ(full.size(), 1u);
+}
+
+TEST(ReactorCancel, WhileJoining) {
+    coop::reactor r;
+    std::error_code j;
+    coop::task sleeper = r.spawn([] { coop::sleep_for(30ms); });
+    coop::task joiner = r.spawn([&] { j = sleeper.join(); });
+    r.spawn([&] {
+        coop::yield();
+        joiner.cancel();
+    });
+    r.run();
+    EXPECT_EQ(j, kCanceled);
+    EXPECT_TRUE(sleeper.done());    // the joined task was not affected
+}
+
+TEST(ReactorCancel, BeforeStart) {
+    coop::reactor r;
+    std::error_code got;
+    bool ran = false;
+    coop::task t = r.spawn([&] {
+        ran = true;
+        got = coop::sleep_for(1ms);
+    });
+    t.cancel();
+    r.run();
+    EXPECT_TRUE(ran);
+    EXPECT_EQ(got, kCanceled);
+}
+
+// ---------------------------------------------------------------- fds
+
+TEST(ReactorFd, CloseWakesEveryWaiterWithEbadf) {
+    coop::reactor r;
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    fill(fds[0]);
+    std::error_code r1, r2, w1, io;
+    r.spawn([&] { r1 = coop::wait_readable(fds[0]); });
+    r.spawn([&] { r2 = coop::wait_readable(fds[0]); });
+    r.spawn([&] { w1 = coop::wait_writable(fds[0]); });
+    r.spawn([&] {
+        char c;
+        io = coop::io::read(fds[0], &c, 1).error;
+    });
+    r.spawn([&] {
+        coop::yield();
+        EXPECT_FALSE(coop::close(fds[0]));
+    });
+    r.run();
+    EXPECT_EQ(r1, kBadFd);
+    EXPECT_EQ(r2, kBadFd);
+    EXPECT_EQ(w1, kBadFd);
+    EXPECT_EQ(io, kBadFd);
+    coop::close(fds[1]);
+}
+
+// The fd number is closed and reused while a task waited on it: the old
+// waiter gets EBADF, not the new file's readiness, and events from the old
+// registration never reach a waiter on the new file.
+TEST(ReactorFd, ReusedFdNumberGetsNoStaleEvent) {
+    coop::reactor r;
+    int a[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, a), 0);
+    const int num = a[0];
+    const int dup_of_old = ::dup(a[0]);      // keeps the old open file alive
+    std::error_code old_waiter;
+    std::error_code new_waiter = kTimedOut;
+    int b[2] = {-1, -1};
+    bool reused = false;
+    r.spawn([&] { old_waiter = coop::wait_readable(num); });
+    r.spawn([&] {
+        coop::yield();
+        coop::close(num);
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, b), 0);
+        reused = (b[0] == num || b[1] == num);
+        const int new_fd = b[0] == num ? b[0] : b[1];
+        const int new_peer = b[0] == num ? b[1] : b[0];
+        coop::task w = coop::this_reactor().spawn([&, new_fd] {
+            new_waiter = coop::wait_readable(new_fd, 50ms);
+        });
+        // Traffic on the old file: must not wake the waiter on the new one.
+        ASSERT_EQ(::write(a[1], "x", 1), 1);
+        coop::sleep_for(10ms);
+        EXPECT_FALSE(w.done());
+        ASSERT_EQ(::write(new_peer, "y", 1), 1);
+        w.join();
+        char c = 0;
+        EXPECT_EQ(::read(new_fd, &c, 1), 1);
+        EXPECT_EQ(c, 'y');
+    });
+    r.run();
+    EXPECT_TRUE(reused);
+    EXPECT_EQ(old_waiter, kBadFd);
+    EXPECT_FALSE(new_waiter);
+    ::close(dup_of_old);
+    coop::close(a[1]);
+    coop::close(b[0]);
+    coop::close(b[1]);
+}
+
+TEST(ReactorFd, TwoWaitersOnTheSameFdAndDirectionBothWake) {
+    coop::reactor r;
+    sock_pair sp;
+    int woke = 0;
+    std::vector<char> got;
+    for (int i = 0; i < 2; ++i)
+        r.spawn([&] {
+            EXPECT_FALSE(coop::wait_readable(sp.fd[0]));
+            ++woke;
+        });
+    for (int i = 0; i < 2; ++i)
+        r.spawn([&] {
+            char c;
+            coop::io::result res = coop::io::read(sp.fd[0], &c, 1);
+            EXPECT_FALSE(res.error);
+            got.push_back(c);
+        });
+    r.spawn([&] {
+        coop::yield();
+        ASSERT_EQ(::write(sp.fd[1], "a", 1), 1);
+        coop::sleep_for(5ms);
+        ASSERT_EQ(::write(sp.fd[1], "b", 1), 1);
+    });
+    r.run();
+    EXPECT_EQ(woke, 2);
+    EXPECT_EQ(got, (std::vector<char>{'a', 'b'}));
+}
+
+// A hang-up wakes a reader and a writer of the same fd, once: with the fd
+// still registered and nobody waiting, the reactor does not spin on it.
+TEST(ReactorFd, HangupWakesBothDirectionsWithoutSpinning) {
+    coop::reactor r;
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    fill(fds[0]);
+    coop::io::result rd, wr;
+    r.spawn([&] {
+        char c;
+        rd = coop::io::read(fds[0], &c, 1);
+    });
+    r.spawn([&] {
+        char buf[65536] = {};
+        wr = coop::io::write_all(fds[0], buf, sizeof buf);
+    });
+    std::uint64_t polls_after_hup = 0, polls_later = 0;
+    r.spawn([&] {
+        coop::sleep_for(2ms);
+        ::close(fds[1]);                    // peer goes away: HUP on fds[0]
+        coop::sleep_for(2ms);
+        polls_after_hup = coop::this_reactor().polls();
+        coop::sleep_for(100ms);
+        polls_later = coop::this_reactor().polls();
+    });
+    r.run();
+    // EOF, or a reset since the peer closed with our data unread
+    EXPECT_TRUE((!rd.error && rd.size == 0) || rd.error == std::errc::connection_reset) << rd.error.message();
+    EXPECT_TRUE(wr.error == std::errc::broken_pipe || wr.error == std::errc::connection_reset) << wr.error.message();
+    EXPECT_LE(polls_later - polls_after_hup, 3u);
+    coop::close(fds[0]);
+}
+
+TEST(ReactorFd, InvalidFds) {
+    coop::reactor r;
+    r.spawn([] {
+        EXPECT_EQ(coop::wait_readable(-1), kBadFd);
+        int fds[2];
+        ASSERT_EQ(::pipe(fds), 0);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        EXPECT_EQ(coop::wait_readable(fds[0], 10ms), kBadFd);
+    });
+    r.run();
+}
+
+TEST(ReactorFd, RegularFilesAreAlwaysReady) {
+    coop::reactor r;
+    r.spawn([] {
+        int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        EXPECT_FALSE(coop::wait_readable(fd, 1s));
+        coop::close(fd);
+    });
+    r.run();
+}
+
+// ---------------------------------------------------------------- signals, fairness, threads
+
+namespace {
+std::atomic<int> g_signals{0};
+extern "C" void count_signal(int) { g_signals.fetch_add(1, std::memory_order_relaxed); }
+} // namespace
+
+// A signal handler installed without SA_RESTART interrupts the kernel wait
+// with EINTR: sleeps still last their full time, I/O still completes.
+TEST(Reactor, EintrDuringWaitsIsRetried) {
+    struct sigaction sa{}, old{};
+    sa.sa_handler = count_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;                       // no SA_RESTART
+    ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+    g_signals = 0;
+
+    coop::reactor r;
+    sock_pair sp;
+    const pthread_t self = ::pthread_self();
+    std::atomic<bool> done{false};
+    std::thread killer([&] {
+        for (int i = 0; i < 400 && !done.load(); ++i) {
+            ::pthread_kill(self, SIGUSR1);
+            std::this_thread::sleep_for(2ms);
+            if (i == 20) {
+                ssize_t w = ::write(sp.fd[1], "z", 1);
+                (void)w;
+            }
+        }
+    });
+    std::error_code slept;
+    bool not_early = false;
+    char got = 0;
+    r.spawn([&] {
+        const auto until = clk::now() + 80ms;
+        slept = coop::sleep_until(until);
+        not_early = clk::now() >= until;
+    });
+    r.spawn([&] {
+        coop::io::result res = coop::io::read(sp.fd[0], &got, 1);
+        EXPECT_FALSE(res.error);
+    });
+    r.run();
+    done = true;
+    killer.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_FALSE(slept);
+    EXPECT_TRUE(not_early);
+    EXPECT_EQ(got, 'z');
+    EXPECT_GT(g_signals.load(), 0);
+}
+
+// Busy yielders must not starve timers or I/O.
+TEST(Reactor, YieldersDoNotStarveTimersOrIo) {
+    coop::reactor r;
+    bool timer_fired = false, io_done = false;
+    long spins = 0;
+    sock_pair sp;
+    r.spawn([&] {
+        while (!(timer_fired && io_done) && spins < 200000000) {
+            ++spins;
+            coop::yield();
+        }
+    });
+    r.spawn([&] {
+        while (!(timer_fired && io_done) && spins < 200000000) coop::yield();
+    });
+    r.spawn([&] {
+        coop::sleep_for(5ms);
+        timer_fired = true;
+    });
+    r.spawn([&] {
+        char c;
+        io_done = !coop::io::read(sp.fd[0], &c, 1).error;
+    });
+    std::thread writer([&] {
+        std::this_thread::sleep_for(5ms);
+        ssize_t w = ::write(sp.fd[1], "!", 1);
+        (void)w;
+    });
+    r.run();
+    writer.join();
+    EXPECT_TRUE(timer_fired);
+    EXPECT_TRUE(io_done);
+    EXPECT_LT(spins, 200000000);
+}
+
+TEST(Reactor, PostFromOtherThreads) {
+    coop::reactor r;
+    constexpr int kThreads = 3, kPer = 300;
+    coop::channel<int> ch(16);
+    std::set<int> seen;
+    r.spawn([&] {
+        for (int i = 0; i < kThreads * kPer; ++i) {
+            int v;
+            ASSERT_FALSE(ch.recv(v));
+            seen.insert(v);
+        }
+    });
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t)
+        ts.emplace_back([&, t] {
+            for (int i = 0; i < kPer; ++i) {
+                r.post([&ch, v = t * kPer + i] { ch.send(v); });
+                if (i % 50 == 0) std::this_thread::sleep_for(1ms);   // let the reactor fall asleep
+            }
+        });
+    r.run();
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(seen.size(), static_cast<std::size_t>(kThreads * kPer));
+}
+
+TEST(Reactor, StopFromAnotherThread) {
+    coop::reactor r;
+    coop::channel<int> never;
+    r.spawn([&] {
+        int v;
+        never.recv(v);      // parks for good; only stop() ends run()
+    });
+    std::thread t([&] {
+        std::this_thread::sleep_for(10ms);
+        r.stop();
+    });
+    r.run();
+    t.join();
+    EXPECT_EQ(r.size(), 1u);
+}
+
+TEST(Reactor, TwoReactorsOnTwoThreadsPostToEachOther) {
+    coop::reactor a;
+    std::atomic<coop::reactor*> bp{nullptr};
+    std::atomic<int> pings{0};
+    coop::channel<int> a_done;
+    std::thread tb([&] {
+        coop::reactor b;
+        coop::channel<int> quit;
+        b.spawn([&] {
+            int v;
+            quit.recv(v);
+        });
+        b.post([&] { bp = &b; });
+        b.spawn([&] {
+            while (pings.load() < 100) coop::sleep_for(1ms);
+            quit.close();
+        });
+        b.run();
+    });
+    a.spawn([&] {
+        while (!bp.load()) coop::sleep_for(1ms);
+        for (int i = 0; i < 100; ++i) {
+            bp.load()->post([&] {
+                pings.fetch_add(1);
+                a.post([&] { a_done.send(1); });
+            });
+        }
+        for (int i = 0; i < 100; ++i) {
+            int v;
+            ASSERT_FALSE(a_done.recv(v, 10s));
+        }
+    });
+    a.run();
+    tb.join();
+    EXPECT_EQ(pings.load(), 100);
+}
+
+// Destroying a reactor unwinds tasks parked in every kind of wait, and a
+// handle may outlive the reactor once that has happened.
+TEST(Reactor, TeardownUnwindsParkedTasksAndOrphansHandles) {
+    int unwound = 0;
+    struct counter {
+        int* n;
+        ~counter() { ++*n; }
+    };
+    coop::task survivor;
+    sock_pair sp;
+    {
+        coop::reactor r;
+        coop::channel<int> ch;
+        coop::task sleeper = r.spawn([&] {
+            counter c{&unwound};
+            coop::sleep_for(1h);
+        });
+        r.spawn([&] {
+            counter c{&unwound};
+            coop::wait_readable(sp.fd[0], 1h);
+        });
+        r.spawn([&] {
+            counter c{&unwound};
+            int v;
+            ch.recv(v);
+        });
+        r.spawn([&] {
+            counter c{&unwound};
+            sleeper.join();
+        });
+        r.spawn([&] {
+            counter c{&unwound};
+            for (;;) coop::yield();
+        });
+        survivor = r.spawn([&] {
+            counter c{&unwound};
+            coop::sleep_for(1h);
+        });
+        bool late_ran = false;
+        r.spawn([&] {
+            coop::sleep_for(2ms);
+            // queued, but run() returns before it gets to it
+            coop::this_reactor().spawn([&] { late_ran = true; }, {16 * 1024, "never-started", false});
+            coop::this_reactor().stop();
+        });
+        r.run();
+        EXPECT_EQ(r.size(), 7u);
+        EXPECT_FALSE(late_ran);
+    }
+    EXPECT_EQ(unwound, 6);
+    EXPECT_TRUE(survivor.done());
+    EXPECT_FALSE(survivor.join());
+}
