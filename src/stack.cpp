@@ -18,13 +18,8 @@
 #  endif
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#  define COOP_ASAN 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer)
-#    define COOP_ASAN 1
-#  endif
-#endif
+#include "coop/detail/fiber_hooks.hpp"   // COOP_ASAN
+
 #if defined(COOP_ASAN)
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 #endif

@@ -66,7 +66,7 @@ namespace coop::detail {
           "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)", "st(3)",     \
           "st(4)", "st(5)", "st(6)", "st(7)", "cc", "memory" COOP_FIBER_AVX512_CLOBBERS
 
-// A switch, as one asm body shared by resume and yield.
+// The switch, one asm body for both directions.
 #  define COOP_FIBER_SWITCH_X86_64                                                       \
       "leaq   -128(%%rsp), %%rsp\n\t"  /* step over this frame's red zone */             \
       "pushq  %%rbp\n\t"               /* the frame pointer is no clobber: save by hand */ \
@@ -80,17 +80,9 @@ namespace coop::detail {
       "popq   %%rbp\n\t"                                                                   \
       "leaq   128(%%rsp), %%rsp"         /* back over the red zone */
 
-// Continue the suspended coroutine `to`; store the resumer's context in *save.
-inline void* fiber_resume(void* to, void** save, void* data) noexcept {
-    asm volatile(COOP_FIBER_SWITCH_X86_64
-                 : "+D"(to), "+S"(save), "+d"(data)
-                 :
-                 : COOP_FIBER_CLOBBERS);
-    return data;
-}
-
-// Suspend the running coroutine into *save and continue its resumer `to`.
-inline void* fiber_yield(void* to, void** save, void* data) noexcept {
+// Continue `to`, store our context in *save, hand over `data`; returns what
+// the other side hands back when it switches to us.
+inline void* fiber_switch(void* to, void** save, void* data) noexcept {
     asm volatile(COOP_FIBER_SWITCH_X86_64
                  : "+D"(to), "+S"(save), "+d"(data)
                  :
@@ -155,7 +147,7 @@ inline void* fiber_make(void* top) noexcept {
           "v12", "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", \
           "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "cc", "memory"
 
-// A switch, as one asm body shared by resume and yield.
+// The switch, one asm body for both directions.
 #  define COOP_FIBER_SWITCH_AARCH64                                                    \
       COOP_FIBER_REDZONE_IN                                                            \
       "str    x29, [sp, #-16]!\n\t"    /* the frame pointer is no clobber: save by hand */ \
@@ -169,20 +161,9 @@ inline void* fiber_make(void* top) noexcept {
       "1:\n\t" COOP_FIBER_BTI_J        /* we continue here (a br target: bti j) */      \
       "ldr    x29, [sp], #16" COOP_FIBER_REDZONE_OUT
 
-// Continue the suspended coroutine `to`; store the resumer's context in *save.
-inline void* fiber_resume(void* to, void** save, void* data) noexcept {
-    register void* x0 asm("x0") = to;
-    register void** x1 asm("x1") = save;
-    register void* x2 asm("x2") = data;
-    asm volatile(COOP_FIBER_SWITCH_AARCH64
-                 : "+r"(x0), "+r"(x1), "+r"(x2)
-                 :
-                 : COOP_FIBER_CLOBBERS);
-    return x2;
-}
-
-// Suspend the running coroutine into *save and continue its resumer `to`.
-inline void* fiber_yield(void* to, void** save, void* data) noexcept {
+// Continue `to`, store our context in *save, hand over `data`; returns what
+// the other side hands back when it switches to us.
+inline void* fiber_switch(void* to, void** save, void* data) noexcept {
     register void* x0 asm("x0") = to;
     register void** x1 asm("x1") = save;
     register void* x2 asm("x2") = data;
@@ -221,6 +202,17 @@ inline void* fiber_make(void* top) noexcept {
 #else
 #  error "coop supports x86-64 and AArch64"
 #endif
+
+// Both directions are the same switch; the names say which side calls it.
+// Every inlined call is its own site with its own indirect jump.
+// Resume: continue the suspended coroutine `to`, saving the resumer in *save.
+inline void* fiber_resume(void* to, void** save, void* data) noexcept {
+    return fiber_switch(to, save, data);
+}
+// Yield: suspend the running coroutine into *save, continue its resumer `to`.
+inline void* fiber_yield(void* to, void** save, void* data) noexcept {
+    return fiber_switch(to, save, data);
+}
 
 } // namespace coop::detail
 
