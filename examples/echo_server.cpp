@@ -19,6 +19,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#if defined(__linux__)
+#  include <sys/signalfd.h>
+#endif
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -104,12 +107,31 @@ int main(int argc, char** argv) {
     socklen_t len = sizeof addr;
     ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
 
-    if (::pipe2(g_signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0) { std::perror("coop-echo: pipe"); return 1; }
+    // SIGINT/SIGTERM arrive as readable data for a task. On Linux through a
+    // signalfd (the signals stay blocked, no handler runs at all); elsewhere
+    // a handler writes a byte into a pipe.
+#if defined(__linux__)
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    g_signal_pipe[0] = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (g_signal_pipe[0] < 0) { std::perror("coop-echo: signalfd"); return 1; }
+    constexpr std::size_t signal_record = sizeof(signalfd_siginfo);
+#else
+    if (::pipe(g_signal_pipe) != 0) { std::perror("coop-echo: pipe"); return 1; }
+    for (int fd : g_signal_pipe) {
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     struct sigaction sa{};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
+    constexpr std::size_t signal_record = 1;
+#endif
     ::signal(SIGPIPE, SIG_IGN);
 
     coop::reactor r;
@@ -132,8 +154,9 @@ int main(int argc, char** argv) {
     }, {64 * 1024, "echo-accept", false});
 
     r.spawn([&r, lfd] {
-        char c;
-        while (coop::io::read(g_signal_pipe[0], &c, 1).error == std::errc::interrupted) {}
+        alignas(8) char record[128];
+        static_assert(signal_record <= sizeof record);
+        while (coop::io::read(g_signal_pipe[0], record, signal_record).error == std::errc::interrupted) {}
         coop::close(lfd);     // the acceptor wakes with EBADF and ends
         r.stop();
     }, {64 * 1024, "echo-signals", false});

@@ -31,12 +31,28 @@ timespec to_timespec(std::int64_t ns) noexcept {
 }
 } // namespace
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kTsan = true;
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+constexpr bool kTsan = true;
+#  else
+constexpr bool kTsan = false;
+#  endif
+#else
+constexpr bool kTsan = false;
+#endif
+
 struct poller::impl {
     int ep = -1;
     int wake_fd = -1;
     int timer_fd = -1;                 // created on first use without epoll_pwait2
     std::int64_t timer_armed = -1;     // absolute deadline the timerfd is set to
-    bool have_pwait2 = true;
+    // ThreadSanitizer defers a signal that arrives during a system call it
+    // does not intercept (epoll_pwait2 is made through syscall()) until the
+    // call returns, so a signal handler's wake-up could wait for the next
+    // timer. TSan builds therefore use the intercepted epoll_wait + timerfd.
+    bool have_pwait2 = !kTsan;
     epoll_event events[kBatch];
 };
 
