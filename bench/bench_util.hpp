@@ -18,29 +18,16 @@
 
 #include <benchmark/benchmark.h>
 
+#include "kernels.hpp"   // coop_bench::ticks()
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
-#if defined(__x86_64__)
-#  include <x86intrin.h>
-#endif
 
 namespace coop_bench {
 
-inline std::uint64_t ticks() noexcept {
-#if defined(__x86_64__)
-    return __rdtsc();
-#elif defined(__aarch64__)
-    std::uint64_t v;
-    asm volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(v) : : "memory");
-    return v;
-#else
-    return static_cast<std::uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count());
-#endif
-}
 
 struct tick_scale {
     double to_cycles = 1.0;        // multiply ticks by this to get cycles

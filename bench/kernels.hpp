@@ -5,7 +5,12 @@
 
 #include <coop/context.h>
 
+#include <chrono>
 #include <cstdint>
+
+#if defined(__x86_64__)
+#  include <x86intrin.h>
+#endif
 
 #if defined(__clang__)
 #  define COOP_BENCH_OPAQUE __attribute__((noinline))
@@ -14,6 +19,22 @@
 #endif
 
 namespace coop_bench {
+
+// The cycle counter the suites and coop-study read (see bench_util.hpp for
+// what its ticks mean per architecture).
+inline std::uint64_t ticks() noexcept {
+#if defined(__x86_64__)
+    return __rdtsc();
+#elif defined(__aarch64__)
+    std::uint64_t v;
+    asm volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(v) : : "memory");
+    return v;
+#else
+    return static_cast<std::uint64_t>(
+        std::chrono::steady_clock::now().time_since_epoch().count());
+#endif
+}
+
 
 // An out-of-line function the optimizer knows nothing about: calling it is a
 // real call + ret; the empty asm hides that the argument comes back.

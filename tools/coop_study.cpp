@@ -45,10 +45,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__x86_64__)
-#  include <x86intrin.h>
-#endif
-
 #ifndef COOP_STUDY_FLAGS
 #  define COOP_STUDY_FLAGS "unknown"
 #endif
@@ -57,17 +53,7 @@ namespace {
 
 using clk = std::chrono::steady_clock;
 
-std::uint64_t ticks() noexcept {
-#if defined(__x86_64__)
-    return __rdtsc();
-#elif defined(__aarch64__)
-    std::uint64_t v;
-    asm volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(v) : : "memory");
-    return v;
-#else
-    return 0;
-#endif
-}
+using coop_bench::ticks;
 
 std::string read_file(const std::string& path) {
     std::ifstream f(path);
