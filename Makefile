@@ -66,6 +66,7 @@ OPT ?= -O2
 WARN := -Wall -Wextra
 CPPFLAGS += -Iinclude $(EXTRA_CPPFLAGS)
 CXXFLAGS += -std=c++20 $(OPT) -g -fPIC $(WARN) $(ARCH_FLAGS) $(SAN_FLAGS) $(EXTRA_CXXFLAGS)
+CFLAGS += -std=c11 $(OPT) -g -fPIC $(WARN) $(ARCH_FLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
 ASFLAGS += -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS) $(EXTRA_LDFLAGS)
 LDLIBS += -pthread
@@ -74,7 +75,9 @@ LDLIBS += -pthread
 ARCH_SRCS := $(wildcard arch/$(ARCH)/*.S)
 POLLER_SRCS := $(wildcard src/poller_$(POLLER).cpp)
 LIB_SRCS := $(filter-out src/poller_%.cpp,$(wildcard src/*.cpp)) $(POLLER_SRCS)
-LIB_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst %.S,$(OBJ)/%.o,$(ARCH_SRCS))
+LIB_C_SRCS := $(wildcard src/*.c)
+LIB_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst %.c,$(OBJ)/%.o,$(LIB_C_SRCS)) \
+  $(patsubst %.S,$(OBJ)/%.o,$(ARCH_SRCS))
 LIB_A := $(BUILD)/libcoop.a
 LIB_SO := $(BUILD)/libcoop.so
 SONAME := libcoop.so.0
@@ -94,6 +97,10 @@ examples: $(EXAMPLE_BINS)
 $(OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(OBJ)/%.o: %.S
 	@mkdir -p $(dir $@)

@@ -1,4 +1,5 @@
-// src/io.cpp — coop::io: try the syscall, park on EAGAIN, retry.
+// src/io.cpp — coop::io: try the syscall, park on EAGAIN, retry. Reaches the
+// reactor only through the fd-state functions of src/reactor_impl.hpp.
 #include "coop/io.hpp"
 #include "reactor_impl.hpp"
 
@@ -12,18 +13,21 @@ namespace coop::io {
 
 namespace {
 
-using detail::task_cb;
+using detail::errc_of;
+using detail::fd_kind;
+using detail::task_block;
 
-std::error_code ec(int e) noexcept { return std::error_code(e, std::generic_category()); }
-
-bool canceled() noexcept {
-    task_cb* t = detail::current_task_or_null();
-    return t && t->canceled;
+// Asked first by every call: a canceled task's calls fail with ECANCELED
+// before trying anything (passing through the scheduler during teardown,
+// see park_canceled()).
+int canceled() {
+    task_block* t = detail::current_task_or_null();
+    return (t && t->canceled) ? detail::park_canceled(t) : 0;
 }
 
 // After EAGAIN: park until fd is ready. 0 or an errno value.
 int wait(int fd, bool write, const deadline& d, const char* what) {
-    task_cb* t = detail::current_task(what);
+    task_block* t = detail::current_task(what);
     return detail::wait_fd(t, fd, write, d.ns(), false);
 }
 
@@ -31,89 +35,47 @@ int wait(int fd, bool write, const deadline& d, const char* what) {
 constexpr int MSG_NOSIGNAL = 0;     // macOS: SO_NOSIGPIPE is the way there
 #endif
 
-// One write attempt: send() with MSG_NOSIGNAL on sockets, write() otherwise.
-// What kind of fd this is gets remembered in the reactor's fd table.
+// One write attempt: send() with MSG_NOSIGNAL, so that a socket whose peer
+// went away gives EPIPE instead of SIGPIPE; write() for what is not a
+// socket (ENOTSOCK). What send() found is remembered only while coop holds
+// the fd's registration, which coop::close() drops: a number reused by
+// another file starts unknown again.
 ssize_t write_once(int fd, const void* buf, std::size_t n) noexcept {
-    detail::reactor_impl* r = detail::thread_reactor();
-    detail::fd_entry* e = nullptr;
-    if (r) {
-        try {
-            e = &r->fds.get(fd);
-        } catch (...) {
-            e = nullptr;
+    const fd_kind k = detail::known_fd_kind(fd);
+    if (k != fd_kind::not_socket) {
+        ssize_t r = ::send(fd, buf, n, MSG_NOSIGNAL);
+        if (r >= 0 || errno != ENOTSOCK) {
+            if (r >= 0 && k == fd_kind::unknown) detail::remember_fd_kind(fd, fd_kind::socket);
+            return r;
         }
-    }
-    if (!e || e->kind != 2) {
-        ssize_t k = ::send(fd, buf, n, MSG_NOSIGNAL);
-        if (k >= 0 || errno != ENOTSOCK) {
-            if (e && k >= 0) e->kind = 1;
-            return k;
-        }
-        if (e) e->kind = 2;
+        detail::remember_fd_kind(fd, fd_kind::not_socket);
     }
     return ::write(fd, buf, n);
 }
 
 } // namespace
 
-namespace {
-
-// The reactor's entry for fd if coop already registered it (the drained-
-// read skip only applies then: registration is what guarantees an edge).
-detail::fd_entry* registered_entry(int fd) noexcept {
-    detail::reactor_impl* r = detail::thread_reactor();
-    if (!r) return nullptr;
-    detail::fd_entry* e = r->fds.find(fd);
-    return (e && e->registered) ? e : nullptr;
-}
-
-bool is_stream_socket(int fd, detail::fd_entry* e) noexcept {
-    if (e->stream == 0) {
-        int type = 0;
-        socklen_t len = sizeof type;
-        e->stream = (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM)
-                        ? 1 : 2;
-    }
-    return e->stream == 1;
-}
-
-} // namespace
-
 result read(int fd, void* buf, std::size_t n, deadline d) {
-    if (canceled()) return {0, ec(ECANCELED)};
-    detail::fd_entry* ent = registered_entry(fd);
-    // The last read of this stream socket came back short and no edge (nor
-    // hang-up) has come since: a read now would only return EAGAIN. Park
-    // first; the edge for the next bytes is still pending in the kernel.
-    if (ent && !ent->read_edge && !ent->hangup && n > 0) {
-        if (int e = wait(fd, false, d, "coop::io::read")) return {0, ec(e)};
-    }
+    if (int e = canceled()) return {0, errc_of(e)};
     for (;;) {
         ssize_t k = ::read(fd, buf, n);
-        if (k >= 0) {
-            ent = ent ? ent : registered_entry(fd);
-            if (ent && k > 0 && static_cast<std::size_t>(k) < n && is_stream_socket(fd, ent))
-                ent->read_edge = false;   // short read of a stream socket: drained
-            return {static_cast<std::size_t>(k), {}};
-        }
+        if (k >= 0) return {static_cast<std::size_t>(k), {}};
         int e = errno;
         if (e == EINTR) continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) return {0, ec(e)};
-        if ((e = wait(fd, false, d, "coop::io::read")) != 0) return {0, ec(e)};
-        ent = ent ? ent : registered_entry(fd);
+        if (e != EAGAIN && e != EWOULDBLOCK) return {0, errc_of(e)};
+        if ((e = wait(fd, false, d, "coop::io::read")) != 0) return {0, errc_of(e)};
     }
 }
 
-
 result write(int fd, const void* buf, std::size_t n, deadline d) {
-    if (canceled()) return {0, ec(ECANCELED)};
+    if (int e = canceled()) return {0, errc_of(e)};
     for (;;) {
         ssize_t k = write_once(fd, buf, n);
         if (k >= 0) return {static_cast<std::size_t>(k), {}};
         int e = errno;
         if (e == EINTR) continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) return {0, ec(e)};
-        if ((e = wait(fd, true, d, "coop::io::write")) != 0) return {0, ec(e)};
+        if (e != EAGAIN && e != EWOULDBLOCK) return {0, errc_of(e)};
+        if ((e = wait(fd, true, d, "coop::io::write")) != 0) return {0, errc_of(e)};
     }
 }
 
@@ -123,7 +85,7 @@ result read_exact(int fd, void* buf, std::size_t n, deadline d) {
     while (got < n) {
         result r = read(fd, p + got, n - got, d);
         if (r.error) return {got, r.error};
-        if (r.size == 0) return {got, ec(EPIPE)};
+        if (r.size == 0) return {got, errc_of(EPIPE)};
         got += r.size;
     }
     return {got, {}};
@@ -132,7 +94,9 @@ result read_exact(int fd, void* buf, std::size_t n, deadline d) {
 result write_all(int fd, const void* buf, std::size_t n, deadline d) {
     const char* p = static_cast<const char*>(buf);
     std::size_t put = 0;
-    if (n == 0 && canceled()) return {0, ec(ECANCELED)};
+    if (n == 0) {
+        if (int e = canceled()) return {0, errc_of(e)};
+    }
     while (put < n) {
         result r = write(fd, p + put, n - put, d);
         if (r.error) return {put, r.error};
@@ -142,7 +106,7 @@ result write_all(int fd, const void* buf, std::size_t n, deadline d) {
 }
 
 accept_result accept(int listen_fd, deadline d, sockaddr* addr, socklen_t* len) {
-    if (canceled()) return {-1, ec(ECANCELED)};
+    if (int e = canceled()) return {-1, errc_of(e)};
     const socklen_t len_in = len ? *len : 0;
     for (;;) {
         if (len) *len = len_in;
@@ -158,36 +122,36 @@ accept_result accept(int listen_fd, deadline d, sockaddr* addr, socklen_t* len) 
         if (fd >= 0) return {fd, {}};
         int e = errno;
         if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) return {-1, ec(e)};
-        if ((e = wait(listen_fd, false, d, "coop::io::accept")) != 0) return {-1, ec(e)};
+        if (e != EAGAIN && e != EWOULDBLOCK) return {-1, errc_of(e)};
+        if ((e = wait(listen_fd, false, d, "coop::io::accept")) != 0) return {-1, errc_of(e)};
     }
 }
 
 std::error_code connect(int fd, const sockaddr* addr, socklen_t len, deadline d) {
-    if (canceled()) return ec(ECANCELED);
+    if (int e = canceled()) return errc_of(e);
     if (::connect(fd, addr, len) == 0) return {};
     int e = errno;
-    if (e != EINPROGRESS && e != EINTR) return ec(e);
+    if (e != EINPROGRESS && e != EINTR) return errc_of(e);
     // The connection proceeds in the background; it is done when the
     // socket turns writable.
     for (;;) {
-        if ((e = wait(fd, true, d, "coop::io::connect")) != 0) return ec(e);
+        if ((e = wait(fd, true, d, "coop::io::connect")) != 0) return errc_of(e);
         int soerr = 0;
         socklen_t sl = sizeof soerr;
-        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) return ec(errno);
-        if (soerr != 0) return ec(soerr);
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) return errc_of(errno);
+        if (soerr != 0) return errc_of(soerr);
         // Writable and no error: connected, unless the wake-up was for
         // someone else; getpeername tells.
         sockaddr_storage peer;
         socklen_t pl = sizeof peer;
         if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) == 0) return {};
-        if (errno != ENOTCONN) return ec(errno);
+        if (errno != ENOTCONN) return errc_of(errno);
     }
 }
 
 std::error_code set_nonblocking(int fd) noexcept {
     int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return ec(errno);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errc_of(errno);
     return {};
 }
 

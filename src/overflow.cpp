@@ -3,7 +3,7 @@
 //
 // Pieces:
 //   - one process-wide SIGSEGV/SIGBUS handler (SA_ONSTACK) that knows the
-//     running coroutine of its thread through detail::t_current, whose
+//     running coroutine of its thread through detail::this_thread(), whose
 //     control block holds the stack bounds, the id and the name;
 //   - an alternate signal stack per thread that runs coroutines: a fault
 //     on an exhausted stack can only be handled on another one;
@@ -15,8 +15,9 @@
 // current frame, formats the line by hand into a local buffer, write(2)s it
 // and calls abort().
 #include "coop/debug.hpp"
+#include "overflow.hpp"
 
-#include "coop/coroutine.hpp"
+#include "coop/detail/fiber.hpp"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -31,10 +32,6 @@
 #include <mutex>
 
 namespace coop {
-namespace detail {
-void overflow_arm() noexcept;
-}
-
 namespace {
 
 // A frame larger than the guard page can step over it: the fault then lands
@@ -60,11 +57,6 @@ thread_local alt_stack_owner t_alt;
 constinit thread_local unsigned char t_armed [[gnu::tls_model("initial-exec")]] = 0;
 
 int slot_of(int sig) noexcept { return sig == SIGBUS ? 1 : 0; }
-
-std::size_t page_size() noexcept {
-    long p = ::sysconf(_SC_PAGESIZE);
-    return p > 0 ? static_cast<std::size_t>(p) : 4096;
-}
 
 // ---------------------------------------------------------------- formatting
 // A tiny append-only buffer; never overflows, truncates instead.
@@ -129,7 +121,7 @@ std::uintptr_t stack_pointer_of(const void* ucontext) noexcept {
 }
 
 // Is the fault at addr (stack pointer sp, 0 if unknown) an overflow of f?
-bool is_overflow_of(const detail::frame* f, std::uintptr_t addr, std::uintptr_t sp) noexcept {
+bool is_overflow_of(const detail::fiber* f, std::uintptr_t addr, std::uintptr_t sp) noexcept {
     if (!f || !f->stk) return false;
     const auto guard_lo = reinterpret_cast<std::uintptr_t>(f->stk.guard_lo());
     const auto bottom = reinterpret_cast<std::uintptr_t>(f->stk.bottom());
@@ -140,7 +132,7 @@ bool is_overflow_of(const detail::frame* f, std::uintptr_t addr, std::uintptr_t 
     return sp != 0 && sp < bottom && sp >= floor && addr < bottom && addr >= floor;
 }
 
-[[noreturn]] void report(const detail::frame* f) noexcept {
+[[noreturn]] void report(const detail::fiber* f) noexcept {
     line l;
     l.put("coop: stack overflow in coroutine ");
     if (f->name[0]) {
@@ -227,7 +219,7 @@ void ensure_alt_stack() noexcept {
     if (::sigaltstack(nullptr, &cur) != 0) return;
     if (!(cur.ss_flags & SS_DISABLE)) return;
     if (t_alt.base) return;
-    const std::size_t page = page_size();
+    const std::size_t page = stack::page_size();
     const std::size_t size = overflow_signal_stack_size();
     void* m = ::mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -251,7 +243,7 @@ alt_stack_owner::~alt_stack_owner() {
     if (!base) return;
     stack_t cur;
     if (::sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
-        cur.ss_sp == static_cast<char*>(base) + page_size()) {
+        cur.ss_sp == static_cast<char*>(base) + stack::page_size()) {
         if (cur.ss_flags & SS_ONSTACK) return;   // cannot happen in a destructor; keep it then
         stack_t off;
         std::memset(&off, 0, sizeof off);
@@ -277,7 +269,7 @@ std::size_t overflow_signal_stack_size() noexcept {
 #endif
     if (SIGSTKSZ > 0 && static_cast<std::size_t>(SIGSTKSZ) * 4 > want)
         want = static_cast<std::size_t>(SIGSTKSZ) * 4;
-    const std::size_t page = page_size();
+    const std::size_t page = stack::page_size();
     return (want + page - 1) & ~(page - 1);
 }
 
@@ -291,7 +283,7 @@ void install_overflow_handler() noexcept {
 
 bool report_stack_overflow(const siginfo_t* info, const void* ucontext) noexcept {
     if (!info || info->si_code <= 0) return false;   // sent, not a fault
-    const detail::frame* f = detail::t_current;
+    const detail::fiber* f = detail::this_thread()->current;
     if (!f) return false;
     if (!is_overflow_of(f, reinterpret_cast<std::uintptr_t>(info->si_addr), stack_pointer_of(ucontext)))
         return false;
@@ -300,9 +292,6 @@ bool report_stack_overflow(const siginfo_t* info, const void* ucontext) noexcept
 
 namespace detail {
 
-// Called when a thread starts running a coroutine (detail::entry): the
-// first time per thread, install the handler (once per process, unless
-// COOP_OVERFLOW_HANDLER=0) and this thread's alternate signal stack.
 void overflow_arm() noexcept {
     if (t_armed) [[likely]]
         return;

@@ -1,132 +1,164 @@
-// src/reactor.cpp — tasks and the scheduler: spawn, the run queue, parking
-// and waking, timers, post(), teardown. Backend-neutral: the kernel is
-// reached only through src/poller.hpp.
+// src/reactor.cpp — tasks and the scheduler: spawn, hand-off switching,
+// parking and waking, timers, the run() loop, post() and stop(), teardown.
+// Backend-neutral: the kernel is reached only through src/poller.hpp.
 #include "reactor_impl.hpp"
+
+#include "clock.hpp"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 namespace coop {
 namespace detail {
 
 namespace {
-// The reactor whose run() executes on this thread, and the one most
-// recently constructed on it (for coop::close outside run()).
-constinit thread_local reactor* t_running = nullptr;
-constinit thread_local reactor* t_bound = nullptr;
+// The reactors alive on this thread, newest first (this_reactor(), close()).
+constinit thread_local reactor_impl* t_reactors = nullptr;
+// The reactor whose run() executes on this thread.
+constinit thread_local reactor_impl* t_running = nullptr;
+
+void bind_to_thread(reactor_impl* r) noexcept {
+    r->thread_prev = nullptr;
+    r->thread_next = t_reactors;
+    if (t_reactors) t_reactors->thread_prev = r;
+    t_reactors = r;
+}
+
+void unbind_from_thread(reactor_impl* r) noexcept {
+    if (r->thread_prev) r->thread_prev->thread_next = r->thread_next;
+    else if (t_reactors == r) t_reactors = r->thread_next;
+    if (r->thread_next) r->thread_next->thread_prev = r->thread_prev;
+    r->thread_prev = r->thread_next = nullptr;
+}
 } // namespace
 
-reactor_impl* thread_reactor() noexcept {
-    if (task_cb* t = current_task_or_null()) return t->r;
-    if (t_running) return t_running->impl();
-    return t_bound ? t_bound->impl() : nullptr;
-}
+reactor_impl* thread_reactors() noexcept { return t_reactors; }
 
 void throw_not_in_task(const char* what) {
     throw std::logic_error(std::string(what) + ": called outside a coop::reactor task");
 }
 
+void assert_failed(const char* cond, const char* file, int line) noexcept {
+    std::fprintf(stderr, "coop: assertion failed: %s (%s:%d)\n", cond, file, line);
+    std::abort();
+}
+
 // ---------------------------------------------------------------- parking
 
-int park_timer(task_cb* t, std::int64_t deadline_ns) {
+int park_timer(task_block* t, std::int64_t deadline_ns) {
     if (deadline_ns <= monotonic_ns()) return ETIMEDOUT;
-    t->r->timers.push(t, deadline_ns);
+    static_cast<reactor_impl*>(t->owner)->timers.push(t, deadline_ns);
     return 0;
 }
 
-void park_unwound(task_cb* t, wait_node* node) noexcept {
+void park_unwound(task_block* t, wait_node* node) noexcept {
     if (node && node->owner) node->owner->remove(node);
     t->wait = nullptr;
-    if (t->heap_index != no_heap_index) t->r->timers.remove(t);
+    if (t->heap_index != no_heap_index) static_cast<reactor_impl*>(t->owner)->timers.remove(t);
     t->state = task_state::running;
 }
 
-void wake(task_cb* t, int err) noexcept {
+int park_canceled(task_block* t) {
+    // During teardown a canceled task still passes through the scheduler,
+    // so that one which ignores ECANCELED and keeps calling cannot keep the
+    // teardown from moving on (it is unwound when its rounds are used up).
+    scheduler* s = t->owner;
+    if (s->tearing_down && !t->fib->unwinding) {   // unwinding: no switch (teardown resumed us)
+        t->state = task_state::runnable;
+        s->rq.push(t);
+        s->switch_away(t);
+        if (t->fib->unwinding) unwind_point(t->fib);
+    }
+    return ECANCELED;
+}
+
+void wake(task_block* t, int err) noexcept {
     if (t->state != task_state::parked) return;
     if (wait_node* n = t->wait) {
         if (n->owner) n->owner->remove(n);
         t->wait = nullptr;
     }
-    reactor_impl* r = t->r;
+    auto* r = static_cast<reactor_impl*>(t->owner);
     if (t->heap_index != no_heap_index) r->timers.remove(t);
     t->wake_err = err;
     t->state = task_state::runnable;
-    r->push(t);
+    r->rq.push(t);
+}
+
+// ---------------------------------------------------------------- hand-off
+
+void scheduler::reap_now() noexcept {
+    task_block* t = std::exchange(reap, nullptr);
+    COOP_ASSERT(t->state == task_state::done && !t->has_handle);
+    destroy_fiber(t->fib);            // t lives in that fiber's block
+}
+
+void scheduler::task_ended(task_block* t) noexcept {
+    auto* r = static_cast<reactor_impl*>(this);
+    fiber* f = t->fib;
+    r->retire(t);
+    if (f->unwinding) return;         // teardown frees it; the fiber exits to the teardown
+    if (!t->has_handle) {
+        if (t->error) r->report_detached(std::move(t->error));
+        COOP_ASSERT(reap == nullptr);
+        reap = t;                     // freed once we run on another stack
+    }
+    fiber_ctx* to = &loop;
+    if (hops_left != 0 && !loop_wanted && !attention.load(std::memory_order_relaxed)) {
+        --hops_left;
+        if (task_block* n = rq.pop()) {
+            COOP_ASSERT(n->state == task_state::runnable);
+            n->state = task_state::running;
+            n->fib->state = fiber_state::running;
+            to = &n->fib->self;
+        }
+    }
+    f->exit_to = to;
 }
 
 // ---------------------------------------------------------------- reactor_impl
 
-reactor_impl::reactor_impl(reactor* o) : owner(o) {}
+reactor_impl::reactor_impl(reactor* o) : owner(o) { bind_to_thread(this); }
 
 reactor_impl::~reactor_impl() {
-    tearing_down = true;
-    rq = run_queue{};
-    // Unwind every task that has not finished: parked and runnable ones get
-    // forced_unwind from the switch they are suspended in; tasks that never
-    // started are dropped without running.
-    while (task_cb* t = all_head) {
-        frame* f = t->f;
-        if (f->state == co_state::suspended) {
-            f->unwinding = true;
-            while (f->state == co_state::suspended) {
-                // A parked task stays `parked` until its park() sees the
-                // forced_unwind and unlinks itself.
-                try {
-                    detail::resume(f, nullptr);
-                } catch (...) {
-                }
-            }
-        }
-        finish(t);
-    }
-    rq = run_queue{};
-    posted_fn* p = post_head_;
-    while (p) {
-        posted_fn* n = p->next;
-        delete p;
-        p = n;
-    }
+    teardown();
+    unbind_from_thread(this);
 }
 
-task_cb* reactor_impl::adopt(frame* f, task_cb* cb) {
-    cb->f = f;
-    cb->r = this;
-    cb->rq = &rq;
-    cb->has_handle = true;
-    f->user = cb;
-    cb->all_prev = nullptr;
-    cb->all_next = all_head;
-    if (all_head) all_head->all_prev = cb;
-    all_head = cb;
+task_block* reactor_impl::adopt(fiber* f, task_block* b) {
+    b->fib = f;
+    b->owner = this;
+    b->has_handle = true;
+    b->canceled = tearing_down;       // a task spawned during teardown never starts
+    f->sched = b;
+    b->all_prev = nullptr;
+    b->all_next = all_head;
+    if (all_head) all_head->all_prev = b;
+    all_head = b;
     ++live;
-    push(cb);
-    return cb;
+    b->state = task_state::runnable;
+    rq.push(b);
+    return b;
 }
 
-inline void reactor_impl::run_task(task_cb* t) {
-    t->state = task_state::running;
-    frame* f = t->f;
-    detail::resume(f, nullptr);      // task_body catches everything: no throw
-    if (f->state == co_state::finished) [[unlikely]]
-        finish(t);
-}
-
-void reactor_impl::finish(task_cb* t) noexcept {
+void reactor_impl::retire(task_block* t) noexcept {
+    COOP_ASSERT(t->state != task_state::done);
+    COOP_ASSERT(t->wait == nullptr && t->heap_index == no_heap_index);
     t->state = task_state::done;
     if (t->all_prev) t->all_prev->all_next = t->all_next; else all_head = t->all_next;
     if (t->all_next) t->all_next->all_prev = t->all_prev;
     t->all_prev = t->all_next = nullptr;
     --live;
     wake_all(t->joiners, 0);
-    if (!t->has_handle) {
-        std::exception_ptr e = std::move(t->error);
-        destroy_frame(t->f);          // t lived in that frame
-        if (e && !tearing_down && !detached_error) detached_error = std::move(e);
-    } else if (tearing_down) {
-        t->r = nullptr;               // the handle frees the block later
-    }
+}
+
+void reactor_impl::report_detached(std::exception_ptr e) noexcept {
+    if (tearing_down) return;         // nobody left to tell: the reactor is going away
+    if (!detached_error) detached_error = std::move(e);
+    loop_wanted = true;
 }
 
 void reactor_impl::fire_timers(std::int64_t now) noexcept {
@@ -146,32 +178,41 @@ void reactor_impl::poll_io(std::int64_t deadline_ns) {
         const std::uint32_t gen = static_cast<std::uint32_t>(ev.token >> 32);
         fd_entry* e = fds.find(fd);
         if (!e || !e->registered || e->gen != gen) continue;   // stale: the fd was closed meanwhile
-        if (ev.hangup) e->hangup = true;
-        if (ev.readable) {
-            e->read_edge = true;
-            wake_all(e->readers, 0);
-        }
+        if (ev.readable) wake_all(e->readers, 0);
         if (ev.writable) wake_all(e->writers, 0);
     }
 }
 
+// Posts: the callable is queued and the poller woken under post_mu_, so a
+// reactor being destroyed (which takes post_mu_ first) never has its poller
+// written to after it is gone. `attention` makes the running task's next
+// hand-off go to the loop; it needs no ordering of its own (relaxed): the
+// queue is read under the mutex, and the eventfd wake-up is what a sleeping
+// loop waits for.
 void reactor_impl::post(posted_fn* p) {
-    {
-        std::lock_guard<std::mutex> lk(post_mu_);
-        p->next = nullptr;
-        if (post_tail_) post_tail_->next = p; else post_head_ = p;
-        post_tail_ = p;
+    std::lock_guard<std::mutex> lk(post_mu_);
+    p->next = nullptr;
+    if (post_tail_) post_tail_->next = p; else post_head_ = p;
+    post_tail_ = p;
+    attention.store(true, std::memory_order_relaxed);
+    if (!wake_pending_) {
+        wake_pending_ = true;
+        poll.wake();
     }
-    if (!wake_pending.exchange(true, std::memory_order_acq_rel)) poll.wake();
+}
+
+bool reactor_impl::posts_pending() {
+    std::lock_guard<std::mutex> lk(post_mu_);
+    return post_head_ != nullptr;
 }
 
 void reactor_impl::drain_posts() {
-    wake_pending.store(false, std::memory_order_seq_cst);
     posted_fn* list;
     {
         std::lock_guard<std::mutex> lk(post_mu_);
         list = post_head_;
         post_head_ = post_tail_ = nullptr;
+        wake_pending_ = false;
     }
     while (list) {
         posted_fn* p = list;
@@ -188,7 +229,7 @@ void reactor_impl::drain_posts() {
                 last->next = post_head_;
                 if (!post_head_) post_tail_ = last;
                 post_head_ = list;
-                wake_pending.store(true);
+                attention.store(true, std::memory_order_relaxed);
             }
             throw;
         }
@@ -196,48 +237,138 @@ void reactor_impl::drain_posts() {
     }
 }
 
+void reactor_impl::request_stop() noexcept {
+    stop_requested.store(true, std::memory_order_relaxed);
+    attention.store(true, std::memory_order_relaxed);
+    // From one of our own tasks the loop is not asleep: the task's next
+    // switch goes to it. From anywhere else the loop may sleep in the kernel.
+    if (task_block* t = current_task_or_null(); t && t->owner == this) return;
+    std::lock_guard<std::mutex> lk(post_mu_);   // see post(): never after teardown
+    poll.wake();
+}
+
+// The loop resumes t; returns when a task switches to the loop.
+inline void reactor_impl::resume_from_loop(task_block* t) noexcept {
+    COOP_ASSERT(t->state == task_state::runnable);
+    t->state = task_state::running;
+    t->fib->state = fiber_state::running;
+    (void)switch_to(this_thread(), loop, t->fib->self, nullptr);
+    if (reap) reap_now();
+}
+
 void reactor_impl::run() {
-    if (t_current) throw std::logic_error("coop::reactor::run: called from inside a coroutine");
+    if (this_thread()->current)
+        throw std::logic_error("coop::reactor::run: called from inside a coroutine or task");
     if (running) throw std::logic_error("coop::reactor::run: already running");
     struct scope {
         reactor_impl* r;
-        reactor* prev;
+        reactor_impl* prev;
         ~scope() {
             r->running = false;
+            r->hops_left = 0;
             t_running = prev;
-            r->stop_requested.store(false, std::memory_order_relaxed);
         }
     } guard{this, t_running};
     running = true;
-    t_running = owner;
+    t_running = this;
+    loop.owner = nullptr;             // run() is not allowed on a fiber: the thread's stack
 
     for (;;) {
-        if (wake_pending.load(std::memory_order_relaxed)) drain_posts();
-        for (int i = 0; i < poll_interval; ++i) {
-            task_cb* t = rq.pop();
-            if (!t) break;
-            run_task(t);
-            if (detached_error) [[unlikely]]
-                std::rethrow_exception(std::exchange(detached_error, nullptr));
-            if (stop_requested.load(std::memory_order_relaxed)) [[unlikely]]
-                return;
+        // Work only the loop does: errors to rethrow, stop(), posts.
+        loop_wanted = false;
+        if (detached_error) [[unlikely]]
+            std::rethrow_exception(std::exchange(detached_error, nullptr));
+        if (stop_requested.load(std::memory_order_relaxed)) [[unlikely]] {
+            stop_requested.store(false, std::memory_order_relaxed);
+            return;
         }
-        if (!rq.head) {
-            if (live == 0 && !wake_pending.load(std::memory_order_acquire)) return;
-            poll_io(timers.empty() ? poller::no_deadline : timers.next());
+        if (attention.exchange(false, std::memory_order_relaxed)) drain_posts();
+
+        // Timers and the kernel: wait when nothing is runnable, else look
+        // without waiting (so busy tasks cannot starve them).
+        if (rq.empty()) {
+            if (live == 0 && !posts_pending()) return;
+            poll_io(timers.empty() ? no_deadline_ns : timers.next());
             if (!timers.empty()) fire_timers(monotonic_ns());
-        } else {
-            // Busy: keep timers and I/O moving anyway.
-            if (!timers.empty()) fire_timers(monotonic_ns());
-            if (fd_waiters) poll_io(0);
+            continue;                 // see what the wait brought before running anyone
         }
-        if (stop_requested.load(std::memory_order_relaxed)) return;
+        if (!timers.empty()) fire_timers(monotonic_ns());
+        if (fd_waiters) poll_io(0);
+
+        // Run: the first task hands off to the next ones, up to
+        // poll_interval resumes in all, then comes back here.
+        hops_left = poll_interval - 1;
+        resume_from_loop(rq.pop());
     }
 }
 
-void release_task(task_cb* t) noexcept {
+// Teardown, on the thread's own stack (never from a task of this reactor).
+void reactor_impl::teardown() noexcept {
+    if (running) {
+        std::fputs("coop: a reactor was destroyed while its run() executes\n", stderr);
+        std::abort();
+    }
+    {   // posts and stops in flight on other threads have finished with the poller
+        std::lock_guard<std::mutex> lk(post_mu_);
+    }
+    tearing_down = true;
+    loop.owner = nullptr;
+    hops_left = 0;                    // every switch away comes back to the loop
+
+    // 1. Cancel every task and run them: blocking calls fail with ECANCELED
+    //    (after one trip through the loop), so most tasks end by themselves.
+    //    A bounded number of rounds: a task that ignores ECANCELED moves on.
+    for (task_block* t = all_head; t; t = t->all_next) {
+        t->canceled = true;
+        if (t->state == task_state::parked) wake(t, ECANCELED);
+    }
+    std::size_t budget = 8 * live + 64;
+    while (!rq.empty() && budget-- > 0) {
+        task_block* t = rq.pop();
+        if (t->fib->state == fiber_state::created) {   // never started: dropped below
+            t->state = task_state::runnable;
+            continue;
+        }
+        resume_from_loop(t);
+    }
+    rq = run_queue{};
+
+    // 2. Unwind what is left: forced_unwind from the switch each task is
+    //    suspended in; tasks that never started are dropped without running.
+    while (task_block* t = all_head) {
+        fiber* f = t->fib;
+        if (f->state == fiber_state::suspended) {
+            if (t->wait || t->heap_index != no_heap_index) park_unwound(t, t->wait);
+            t->state = task_state::running;
+            unwind_fiber(f);          // its exit comes back here (fiber::caller)
+            if (reap) reap_now();
+        }
+        if (t->state != task_state::done) retire(t);
+        t->owner = nullptr;
+        if (f->state == fiber_state::abandoned) continue;   // diagnosed; its stack is leaked
+        if (!t->has_handle) destroy_fiber(f);                // else the handle frees it
+    }
+
+    posted_fn* p = post_head_;
+    while (p) {
+        posted_fn* n = p->next;
+        delete p;
+        p = n;
+    }
+    post_head_ = post_tail_ = nullptr;
+    if (detached_error)
+        std::fputs("coop: a detached task's exception was never rethrown by run() "
+                   "(the reactor was destroyed first)\n", stderr);
+}
+
+void release_task(task_block* t) noexcept {
+    if (t->joining) {                 // a task waits in join() on this handle: it finds out
+        t->has_handle = false;
+        return;
+    }
     if (t->state == task_state::done) {
-        destroy_frame(t->f);
+        if (t->error && t->owner) static_cast<reactor_impl*>(t->owner)->report_detached(std::move(t->error));
+        if (t->fib->state != fiber_state::abandoned) destroy_fiber(t->fib);
     } else {
         t->has_handle = false;
     }
@@ -247,68 +378,71 @@ void release_task(task_cb* t) noexcept {
 
 // ---------------------------------------------------------------- reactor
 
-reactor::reactor() : impl_(nullptr) {
-    impl_ = new detail::reactor_impl(this);
-    detail::t_bound = this;
-}
+reactor::reactor() : impl_(new detail::reactor_impl(this)) {}
 
-reactor::~reactor() {
-    if (detail::t_bound == this) detail::t_bound = nullptr;
-    delete impl_;
-}
+reactor::~reactor() { delete impl_; }
 
-detail::task_cb* reactor::adopt(detail::frame* f, detail::task_cb* cb) { return impl_->adopt(f, cb); }
+detail::task_block* reactor::adopt(detail::fiber* f, detail::task_block* b) { return impl_->adopt(f, b); }
 void reactor::run() { impl_->run(); }
-void reactor::stop() noexcept {
-    impl_->stop_requested.store(true, std::memory_order_relaxed);
-    if (!detail::current_task_or_null()) impl_->poll.wake();
-}
+void reactor::stop() noexcept { impl_->request_stop(); }
 void reactor::post_node(detail::posted_fn* p) { impl_->post(p); }
 std::size_t reactor::size() const noexcept { return impl_->live; }
 std::uint64_t reactor::polls() const noexcept { return impl_->polls; }
 const char* reactor::backend() noexcept { return detail::poller::backend(); }
 
 reactor& this_reactor() {
-    if (detail::task_cb* t = detail::current_task_or_null(); t && t->r) return *t->r->owner;
-    if (detail::t_running) return *detail::t_running;
-    if (detail::t_bound) return *detail::t_bound;
+    if (detail::task_block* t = detail::current_task_or_null(); t && t->owner)
+        return *static_cast<detail::reactor_impl*>(t->owner)->owner;
+    if (detail::t_running) return *detail::t_running->owner;
+    if (detail::t_reactors) return *detail::t_reactors->owner;
     throw std::logic_error("coop::this_reactor: no reactor on this thread");
 }
 
 // ---------------------------------------------------------------- task
 
 void task::join_misuse() const {
-    if (!cb_) throw std::logic_error("coop::task::join: empty task handle");
-    if (detail::current_task_or_null() == cb_) throw std::logic_error("coop::task::join: a task cannot join itself");
+    if (!block_) throw std::logic_error("coop::task::join: empty task handle");
+    if (detail::current_task_or_null() == block_)
+        throw std::logic_error("coop::task::join: a task cannot join itself");
+    if (block_->joining)
+        throw std::logic_error("coop::task::join: another task is already joining this task");
     throw std::logic_error("coop::task::join: the task has not finished and the caller is not a task");
 }
 
+void task::handle_changed_while_joining(detail::task_block* b) const {
+    // The handle was moved away or dropped while we waited: whoever holds
+    // the task now owns its result. If nobody does, it is released here.
+    if (!b->has_handle) {
+        b->has_handle = true;         // ours again, only to release it
+        detail::release_task(b);
+    }
+    throw std::logic_error("coop::task::join: the handle was moved or dropped while a task was joining it");
+}
+
 std::error_code task::take_result() {
-    detail::task_cb* cb = std::exchange(cb_, nullptr);
-    std::exception_ptr err = std::move(cb->error);
-    detail::release_task(cb);
+    detail::task_block* b = std::exchange(block_, nullptr);
+    std::exception_ptr err = std::move(b->error);
+    detail::release_task(b);
     if (err) std::rethrow_exception(err);
     return {};
 }
 
 void task::cancel() noexcept {
-    if (!cb_ || cb_->state == detail::task_state::done) return;
-    cb_->canceled = true;
-    if (cb_->r) detail::wake(cb_, ECANCELED);
+    if (!block_ || block_->state == detail::task_state::done) return;
+    block_->canceled = true;
+    if (block_->owner) detail::wake(block_, ECANCELED);
 }
 
 void task::detach() noexcept {
-    if (cb_) detail::release_task(std::exchange(cb_, nullptr));
+    if (block_) detail::release_task(std::exchange(block_, nullptr));
 }
 
 // ---------------------------------------------------------------- inside a task
 
 std::error_code sleep_until(std::chrono::steady_clock::time_point tp) {
-    detail::task_cb* t = detail::current_task("coop::sleep_until");
-    const std::int64_t ns = deadline(tp).ns();
-    int e = detail::park(t, nullptr, nullptr, ns);
-    if (e == ETIMEDOUT) e = 0;
-    return e ? std::error_code(e, std::generic_category()) : std::error_code();
+    detail::task_block* t = detail::current_task("coop::sleep_until");
+    const int e = detail::park(t, nullptr, nullptr, deadline(tp).ns());
+    return detail::errc_of(e == ETIMEDOUT ? 0 : e);
 }
 
 } // namespace coop

@@ -1,5 +1,6 @@
 // src/reactor_fd.cpp — waiting on fds, and closing them safely: the fd
-// table, generation tags, wait_readable/wait_writable, close, forget_fd.
+// table, generation tags, wait_readable/wait_writable, close, forget_fd, and
+// the fd-state functions io.cpp uses.
 #include "reactor_impl.hpp"
 
 #include <poll.h>
@@ -10,9 +11,9 @@
 namespace coop {
 namespace detail {
 
-int wait_fd(task_cb* t, int fd, bool write, std::int64_t deadline_ns, bool level) {
+int wait_fd(task_block* t, int fd, bool write, std::int64_t deadline_ns, bool level) {
     if (fd < 0) return EBADF;
-    if (t->canceled) return ECANCELED;
+    if (t->canceled && !t->fib->unwinding) return park_canceled(t);   // unwinding: park() throws
     if (level) {
         pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
         int n;
@@ -20,7 +21,7 @@ int wait_fd(task_cb* t, int fd, bool write, std::int64_t deadline_ns, bool level
         if (n < 0) return errno;
         if (n > 0) return (p.revents & POLLNVAL) ? EBADF : 0;
     }
-    reactor_impl* r = t->r;
+    auto* r = static_cast<reactor_impl*>(t->owner);
     fd_entry& e = r->fds.get(fd);
     if (!e.registered) {
         int err = r->poll.add(fd, fd_token(fd, e.gen));
@@ -29,7 +30,7 @@ int wait_fd(task_cb* t, int fd, bool write, std::int64_t deadline_ns, bool level
         e.registered = true;
     }
     wait_node node;
-    struct counted {
+    struct counted {                       // invariant 3 of reactor_impl.hpp
         reactor_impl* r;
         explicit counted(reactor_impl* x) noexcept : r(x) { ++r->fd_waiters; }
         ~counted() { --r->fd_waiters; }
@@ -41,10 +42,7 @@ void reactor_impl::forget_fd(int fd) noexcept {
     fd_entry* e = fds.find(fd);
     if (!e) return;
     ++e->gen;
-    e->kind = 0;
-    e->stream = 0;
-    e->read_edge = true;
-    e->hangup = false;
+    e->kind = fd_kind::unknown;
     if (e->registered) {
         poll.remove(fd);
         e->registered = false;
@@ -53,31 +51,44 @@ void reactor_impl::forget_fd(int fd) noexcept {
     wake_all(e->writers, EBADF);
 }
 
-} // namespace detail
-
 namespace {
-std::error_code to_ec(int e) noexcept {
-    return e ? std::error_code(e, std::generic_category()) : std::error_code();
+// The calling task's reactor's entry for fd, if coop holds a registration.
+fd_entry* registered_entry(int fd) noexcept {
+    task_block* t = current_task_or_null();
+    if (!t || !t->owner) return nullptr;
+    fd_entry* e = static_cast<reactor_impl*>(t->owner)->fds.find(fd);
+    return (e && e->registered) ? e : nullptr;
 }
 } // namespace
 
+fd_kind known_fd_kind(int fd) noexcept {
+    fd_entry* e = registered_entry(fd);
+    return e ? e->kind : fd_kind::unknown;
+}
+
+void remember_fd_kind(int fd, fd_kind k) noexcept {
+    if (fd_entry* e = registered_entry(fd)) e->kind = k;
+}
+
+} // namespace detail
+
 std::error_code wait_readable(int fd, deadline d) {
-    detail::task_cb* t = detail::current_task("coop::wait_readable");
-    return to_ec(detail::wait_fd(t, fd, false, d.ns(), true));
+    detail::task_block* t = detail::current_task("coop::wait_readable");
+    return detail::errc_of(detail::wait_fd(t, fd, false, d.ns(), true));
 }
 
 std::error_code wait_writable(int fd, deadline d) {
-    detail::task_cb* t = detail::current_task("coop::wait_writable");
-    return to_ec(detail::wait_fd(t, fd, true, d.ns(), true));
+    detail::task_block* t = detail::current_task("coop::wait_writable");
+    return detail::errc_of(detail::wait_fd(t, fd, true, d.ns(), true));
 }
 
 void forget_fd(int fd) noexcept {
-    if (detail::reactor_impl* r = detail::thread_reactor()) r->forget_fd(fd);
+    for (detail::reactor_impl* r = detail::thread_reactors(); r; r = r->thread_next) r->forget_fd(fd);
 }
 
 std::error_code close(int fd) noexcept {
     forget_fd(fd);
-    if (::close(fd) != 0 && errno != EINTR) return to_ec(errno);
+    if (::close(fd) != 0 && errno != EINTR) return detail::errc_of(errno);
     return {};
 }
 

@@ -1,6 +1,20 @@
 // src/reactor_impl.hpp — the reactor's state, shared by reactor.cpp (tasks,
-// scheduling, posts), reactor_fd.cpp (fd waits, close) and io.cpp. Nothing
-// here depends on the poller backend beyond src/poller.hpp.
+// scheduling, posts, teardown) and reactor_fd.cpp (fd waits, close). io.cpp
+// reaches fds only through the fd-state functions at the end of this file.
+// Nothing here depends on the poller backend beyond src/poller.hpp.
+//
+// Invariants of the scheduler (see also coop/detail/task.hpp):
+//   1. Everything here belongs to the reactor's thread, except what post()
+//      and stop() touch: post_head_/post_tail_/wake_pending_ (under
+//      post_mu_), stop_requested and attention (atomics).
+//   2. A task is in all_head's list iff it is not done; live counts them.
+//   3. fd_waiters counts tasks parked in wait_fd(); the loop polls the kernel
+//      while tasks are runnable only when it is non-zero.
+//   4. reap is non-null only between a detached task's end and the next
+//      code that runs on another stack, which frees it (reap_now()).
+//   5. The loop context (scheduler::loop) is valid while run() or teardown
+//      executes; every switch away from a task goes to another runnable task
+//      or to it.
 #ifndef COOP_SRC_REACTOR_IMPL_HPP
 #define COOP_SRC_REACTOR_IMPL_HPP
 
@@ -17,18 +31,14 @@
 
 namespace coop::detail {
 
+// What io.cpp remembers about an fd while coop holds its registration.
+enum class fd_kind : unsigned char { unknown, socket, not_socket };
+
 // What the reactor knows about one fd number.
 struct fd_entry {
     std::uint32_t gen = 0;        // bumped by close/forget: events tagged with an older one are stale
     bool registered = false;      // added to the poller under `gen`
-    unsigned char kind = 0;       // for io::write: 0 unknown, 1 socket, 2 not a socket
-    unsigned char stream = 0;     // for io::read: 0 unknown, 1 stream socket, 2 other
-    // io::read's drained-read skip (stream sockets, once registered): a read
-    // that came back short drained the socket, so the next one would only
-    // say EAGAIN; it parks straight away instead, until an edge arrives.
-    // `hangup` is sticky: a pending EOF or error never waits for an edge.
-    bool read_edge = true;        // a read may find data (an edge came since the last short read)
-    bool hangup = false;          // the kernel reported hang-up or error for this file
+    fd_kind kind = fd_kind::unknown;  // forgotten with the registration
     wait_list readers;
     wait_list writers;
 };
@@ -59,60 +69,74 @@ inline std::uint64_t fd_token(int fd, std::uint32_t gen) noexcept {
     return (std::uint64_t{gen} << 32) | static_cast<std::uint32_t>(fd);
 }
 
-class reactor_impl {
+class reactor_impl : public scheduler {
 public:
-    // Task resumes between two looks at timers and the kernel while tasks
-    // keep being runnable.
-    static constexpr int poll_interval = 64;
     static constexpr int max_events = 256;
 
     explicit reactor_impl(reactor* owner);
     ~reactor_impl();
 
     void run();
-    void push(task_cb* t) noexcept { rq.push(t); }
-    task_cb* adopt(frame* f, task_cb* cb);
+    task_block* adopt(fiber* f, task_block* b);
     void post(posted_fn* p);
+    void request_stop() noexcept;
     void forget_fd(int fd) noexcept;
+    // Take t off the books: done, out of the live list, joiners woken.
+    void retire(task_block* t) noexcept;
+    // A finished task's exception nobody will join: rethrown by run().
+    void report_detached(std::exception_ptr e) noexcept;
 
     reactor* owner;
     poller poll;
     timer_heap timers;
     fd_table fds;
-    run_queue rq;
-    task_cb* all_head = nullptr;        // live tasks (for teardown)
-    std::size_t live = 0;
-    std::size_t fd_waiters = 0;         // tasks inside wait_fd
+    task_block* all_head = nullptr;     // live tasks (invariant 2)
+    std::size_t fd_waiters = 0;         // tasks inside wait_fd (invariant 3)
     std::uint64_t polls = 0;
-    bool running = false;
-    bool tearing_down = false;
+    bool running = false;               // run() executes
+    // stop() from any thread; relaxed: it hands over no data, and the
+    // wake-up that follows it is ordered by post_mu_ and the kernel.
     std::atomic<bool> stop_requested{false};
-    std::atomic<bool> wake_pending{false};   // posts queued / wake() sent
-    std::exception_ptr detached_error;
+    std::exception_ptr detached_error;  // rethrown by run()
+    reactor_impl* thread_prev = nullptr;  // the reactors alive on this thread, newest first
+    reactor_impl* thread_next = nullptr;
 
 private:
-    void run_task(task_cb* t);
-    void finish(task_cb* t) noexcept;
     void poll_io(std::int64_t deadline_ns);
     void fire_timers(std::int64_t now) noexcept;
     void drain_posts();
+    bool posts_pending();
+    void teardown() noexcept;
+    void resume_from_loop(task_block* t) noexcept;
 
     std::mutex post_mu_;
-    posted_fn* post_head_ = nullptr;
-    posted_fn* post_tail_ = nullptr;
+    posted_fn* post_head_ = nullptr;    // guarded by post_mu_
+    posted_fn* post_tail_ = nullptr;    // guarded by post_mu_
+    bool wake_pending_ = false;         // guarded by post_mu_: the poller was woken for posts
     poll_event events_[max_events];
 };
+
+// The reactors alive on the calling thread, newest first.
+reactor_impl* thread_reactors() noexcept;
+
+// ---------------------------------------------------------------- fd state
+// (what io.cpp and the fd waits use)
 
 // Park the calling task t until fd is ready in the given direction (or
 // deadline / cancel / close). level: first check the fd's current state
 // (public wait_* calls); without it, the caller has just seen EAGAIN.
-int wait_fd(task_cb* t, int fd, bool write, std::int64_t deadline_ns, bool level);
+int wait_fd(task_block* t, int fd, bool write, std::int64_t deadline_ns, bool level);
 
-// The reactor the calling thread uses for fd bookkeeping outside tasks.
-reactor_impl* thread_reactor() noexcept;
+// What the calling task's reactor remembers of fd's kind (unknown outside a
+// task, or while coop holds no registration for fd).
+fd_kind known_fd_kind(int fd) noexcept;
+// Remember fd's kind, only while the calling task's reactor holds a
+// registration for fd: coop::close/forget_fd forget it with the
+// registration, so a reused fd number never inherits it.
+void remember_fd_kind(int fd, fd_kind k) noexcept;
 
-// Release a finished-or-detached task's block when its handle goes away.
-void release_task(task_cb* t) noexcept;
+// Release a task's block when its handle goes away.
+void release_task(task_block* t) noexcept;
 
 } // namespace coop::detail
 

@@ -3,7 +3,7 @@
 
 namespace coop::detail {
 
-void timer_heap::push(task_cb* t, std::int64_t when) {
+void timer_heap::push(task_block* t, std::int64_t when) {
     entry e{when, seq_++, t};
     v_.push_back(e);
     sift_up(v_.size() - 1, e);
@@ -32,7 +32,7 @@ void timer_heap::sift_down(std::size_t i, entry e) noexcept {
     place(i, e);
 }
 
-void timer_heap::remove(task_cb* t) noexcept {
+void timer_heap::remove(task_block* t) noexcept {
     const std::size_t i = t->heap_index;
     t->heap_index = no_heap_index;
     entry last = v_.back();
@@ -44,8 +44,8 @@ void timer_heap::remove(task_cb* t) noexcept {
         sift_down(i, last);
 }
 
-task_cb* timer_heap::pop() noexcept {
-    task_cb* t = v_.front().t;
+task_block* timer_heap::pop() noexcept {
+    task_block* t = v_.front().t;
     remove(t);
     return t;
 }

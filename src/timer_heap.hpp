@@ -19,17 +19,17 @@ public:
     std::size_t size() const noexcept { return v_.size(); }
     // Earliest deadline (precondition: not empty).
     std::int64_t next() const noexcept { return v_.front().when; }
-    task_cb* top() const noexcept { return v_.front().t; }
+    task_block* top() const noexcept { return v_.front().t; }
 
-    void push(task_cb* t, std::int64_t when);   // may throw std::bad_alloc
-    void remove(task_cb* t) noexcept;           // t must be in the heap
-    task_cb* pop() noexcept;
+    void push(task_block* t, std::int64_t when);   // may throw std::bad_alloc
+    void remove(task_block* t) noexcept;           // t must be in the heap
+    task_block* pop() noexcept;
 
 private:
     struct entry {
         std::int64_t when;
         std::uint64_t seq;
-        task_cb* t;
+        task_block* t;
     };
     static bool before(const entry& a, const entry& b) noexcept {
         return a.when < b.when || (a.when == b.when && a.seq < b.seq);

@@ -168,8 +168,9 @@ TEST(Reactor, SpawnOptionsReachTheCoroutine) {
     EXPECT_EQ(std::fegetround(), outer);
 }
 
-TEST(Reactor, StopReturnsAndTeardownUnwinds) {
-    bool unwound = false;
+TEST(Reactor, StopReturnsAndTeardownCancelsTheTask) {
+    bool ended = false;
+    std::error_code last;
     int steps = 0;
     {
         coop::reactor r;
@@ -177,18 +178,21 @@ TEST(Reactor, StopReturnsAndTeardownUnwinds) {
             struct guard {
                 bool* f;
                 ~guard() { *f = true; }
-            } g{&unwound};
+            } g{&ended};
             for (;;) {
                 ++steps;
                 if (steps == 3) coop::this_reactor().stop();
-                EXPECT_FALSE(coop::sleep_for(1ms));
+                if ((last = coop::sleep_for(1ms))) break;   // teardown: ECANCELED
             }
         });
         r.run();
         EXPECT_EQ(steps, 3);
         EXPECT_EQ(r.size(), 1u);
+        EXPECT_FALSE(ended);
     }
-    EXPECT_TRUE(unwound);
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(last, std::errc::operation_canceled);
+    EXPECT_EQ(steps, 3);
 }
 
 // ---------------------------------------------------------------- timers

@@ -1,7 +1,7 @@
 /* arch/aarch64/offsets.h — layout of a suspended context under AAPCS64.
  *
- * Included by arch/aarch64/switch.S (as preprocessed assembly) and by C++
- * (src/context_layout.cpp), which checks every offset against a struct with
+ * Included by arch/aarch64/switch.S (as preprocessed assembly) and by C
+ * (src/context.c), which checks every offset against a struct with
  * static_assert(offsetof(...)). This file is the only place the numbers live.
  *
  * A coop_ctx is the suspended stack pointer and points at this frame:

@@ -25,49 +25,8 @@
  * are in the hint space: no-ops on cores without PAC.
  */
 #include "offsets.h"
-
-#if defined(__APPLE__)
-#  define SYM(name) _##name                 /* Mach-O prefixes C symbols with _ */
-#  define FUNC_TYPE(name)
-#  define FUNC_SIZE(name)
-#  define HIDDEN(name) .private_extern SYM(name)
-#  define L(name) L##name                   /* Mach-O assembler-local label */
-#else
-#  define SYM(name) name
-#  define FUNC_TYPE(name) .type name, %function
-#  define FUNC_SIZE(name) .size name, .-name
-#  define HIDDEN(name) .hidden name
-#  define L(name) .L##name                  /* ELF assembler-local label */
-#endif
-
-/* Hint-space encodings, so any assembler and any core accept them. */
-#define BTI_C hint #34                      /* landing pad for calls (blr) */
-#define BTI_J hint #36                      /* landing pad for jumps (br) */
-#define PACIASP hint #25                    /* sign x30, key A, modifier sp */
-#define AUTIASP hint #29                    /* authenticate x30, key A, modifier sp */
-#define PACIA1716 hint #8                   /* sign x17, key A, modifier x16 */
-
-#if defined(__ARM_FEATURE_BTI_DEFAULT) && __ARM_FEATURE_BTI_DEFAULT
-#  define COOP_BTI 1
-#  define ENTRY_PAD BTI_C
-#  define JUMP_PAD BTI_J
-#  define CONTINUE ret                      /* BTI-safe: ret is not checked */
-#else
-#  define COOP_BTI 0
-#  define ENTRY_PAD BTI_C                   /* still harmless: a NOP without BTI */
-#  define JUMP_PAD
-#  define CONTINUE br x30                   /* indirect branch: predicted per site */
-#endif
-
-#if defined(__ARM_FEATURE_PAC_DEFAULT) && (__ARM_FEATURE_PAC_DEFAULT & 1)
-#  define COOP_PAC 1
-#  define SIGN_LR PACIASP
-#  define AUTH_LR AUTIASP
-#else
-#  define COOP_PAC 0
-#  define SIGN_LR
-#  define AUTH_LR
-#endif
+#include "../asm.h"
+#include "hardening.h"
 
         .text
 
@@ -202,52 +161,4 @@ SYM(coop_trampoline):
         .cfi_endproc
         FUNC_SIZE(SYM(coop_trampoline))
 
-/* ------------------------------------------------------------------------
- * coop_fiber_trampoline: where a coop::coroutine starts. The asymmetric
- * switch in include/coop/detail/fiber_switch.hpp pops this address off a
- * fresh stack and branches here (br) with x2 = the first resume's data and
- * sp 16-byte aligned, 16 bytes below the coroutine's control block (which
- * coop::coroutine places at the 16-aligned top it gives fiber_make).
- * Outermost frame for unwinders.
- * ------------------------------------------------------------------------ */
-        .globl  SYM(coop_fiber_trampoline)
-        HIDDEN(coop_fiber_trampoline)       /* only libcoop builds fresh coroutines */
-        FUNC_TYPE(SYM(coop_fiber_trampoline))
-        .p2align 4
-SYM(coop_fiber_trampoline):
-        .cfi_startproc
-        .cfi_undefined x30                  /* outermost frame */
-        JUMP_PAD                            /* reached by the resume's br */
-        mov     x29, #0                     /* no caller frame record */
-        add     x0, sp, #16                 /* the control block -> 1st argument */
-        mov     x1, x2                      /* the first resume's data -> 2nd argument */
-        /* Enter coop_fiber_main as if called from label 1 below, but with a
-           plain branch: bl would push a return-address-stack entry that is
-           never popped (coop_fiber_main never returns), leaving every later
-           ret of the resumer one entry off. x30 points inside this
-           function, whose CFI ends every unwind. */
-        adr     x30, 1f
-        b       SYM(coop_fiber_main)        /* runs the body, then switches away for good */
-1:      JUMP_PAD                            /* a materialized code address: keep it a landing pad */
-        brk     #0x3c                       /* not reached */
-        .cfi_endproc
-        FUNC_SIZE(SYM(coop_fiber_trampoline))
-
-#if !defined(__APPLE__)
-        .section .note.GNU-stack,"",%progbits   /* no executable stack wanted */
-
-#  if COOP_BTI || COOP_PAC
-/* GNU property note: what this object is safe for (BTI pads present and
-   only BTI-safe branches used; return addresses signed). */
-        .section .note.gnu.property,"a"
-        .p2align 3
-        .long   4                           /* name size */
-        .long   16                          /* descriptor size */
-        .long   5                           /* NT_GNU_PROPERTY_TYPE_0 */
-        .asciz  "GNU"
-        .long   0xc0000000                  /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
-        .long   4                           /* data size */
-        .long   (COOP_BTI * 1) | (COOP_PAC * 2) /* BTI = 1, PAC = 2 */
-        .p2align 3
-#  endif
-#endif
+COOP_OBJECT_NOTES

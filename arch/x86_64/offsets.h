@@ -1,7 +1,7 @@
 /* arch/x86_64/offsets.h — layout of a suspended context on System V x86-64.
  *
- * Included by arch/x86_64/switch.S (as preprocessed assembly) and by C++
- * (src/context_layout.cpp), which checks every offset against a struct with
+ * Included by arch/x86_64/switch.S (as preprocessed assembly) and by C
+ * (src/context.c), which checks every offset against a struct with
  * static_assert(offsetof(...)). This file is the only place the numbers live.
  *
  * A coop_ctx points at the lowest word of this frame, on the suspended stack:

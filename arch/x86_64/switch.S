@@ -16,38 +16,12 @@
  * therefore meet one stale entry, which costs one misprediction at most and
  * only when the stacks unwind, not per switch.
  *
- * CET. Every indirect-branch target here starts with endbr64 when the build
- * asks for IBT (-fcf-protection). The jump back to a caller's return address
- * carries the notrack prefix, because return sites are not endbr64 landing
- * pads. Shadow stacks (SHSTK) are not handled: a context switch would need
- * to switch shadow stacks too (rstorssp/saveprevssp), so SHSTK is never
- * claimed in the property note below.
+ * CET: landing pads (ENDBR, notrack JMP_BACK) and the IBT property note
+ * come from hardening.h.
  */
 #include "offsets.h"
-
-#if defined(__APPLE__)
-#  define SYM(name) _##name                 /* Mach-O prefixes C symbols with _ */
-#  define FUNC_TYPE(name)                   /* no .type on Mach-O */
-#  define FUNC_SIZE(name)                   /* no .size on Mach-O */
-#  define HIDDEN(name) .private_extern SYM(name)
-#  define L(name) L##name                   /* Mach-O assembler-local label */
-#else
-#  define SYM(name) name
-#  define FUNC_TYPE(name) .type name, @function
-#  define FUNC_SIZE(name) .size name, .-name
-#  define HIDDEN(name) .hidden name
-#  define L(name) .L##name                  /* ELF assembler-local label */
-#endif
-
-#if defined(__CET__) && (__CET__ & 1)
-#  define ENDBR endbr64                     /* IBT landing pad */
-#  define JMP_BACK notrack jmp              /* return sites are not landing pads */
-#  define COOP_IBT 1
-#else
-#  define ENDBR
-#  define JMP_BACK jmp
-#  define COOP_IBT 0
-#endif
+#include "../asm.h"
+#include "hardening.h"
 
         .text
 
@@ -182,53 +156,4 @@ SYM(coop_trampoline):
         .cfi_endproc
         FUNC_SIZE(SYM(coop_trampoline))
 
-/* ------------------------------------------------------------------------
- * coop_fiber_trampoline: where a coop::coroutine starts. The asymmetric
- * switch in include/coop/detail/fiber_switch.hpp pops this address off a
- * fresh stack and jumps here with rdx = the first resume's data and rsp
- * 16-byte aligned, 16 bytes below the coroutine's control block (which
- * coop::coroutine places at the 16-aligned top it gives fiber_make).
- * Outermost frame for unwinders, as above.
- * ------------------------------------------------------------------------ */
-        .globl  SYM(coop_fiber_trampoline)
-        HIDDEN(coop_fiber_trampoline)       /* only libcoop builds fresh coroutines */
-        FUNC_TYPE(SYM(coop_fiber_trampoline))
-        .p2align 4
-SYM(coop_fiber_trampoline):
-        .cfi_startproc
-        .cfi_undefined rip                  /* outermost frame */
-        ENDBR                               /* reached by the resume's indirect jmp */
-        xorl    %ebp, %ebp                  /* no caller frame */
-        leaq    16(%rsp), %rdi              /* the control block -> 1st argument */
-        movq    %rdx, %rsi                  /* the first resume's data -> 2nd argument */
-        /* Enter coop_fiber_main as if called from label 1 below, but with a
-           jmp: a real call would push a return-stack-buffer entry that is
-           never popped (coop_fiber_main never returns), leaving every later
-           ret of the resumer one entry off. The fake return address lies
-           inside this function, whose CFI ends every unwind. */
-        leaq    1f(%rip), %rax
-        pushq   %rax                        /* return address: rsp+8 is 16-aligned at entry, as after a call */
-        jmp     SYM(coop_fiber_main)        /* runs the body, then switches away for good */
-1:      ENDBR                               /* a materialized code address: keep it a landing pad */
-        ud2                                 /* not reached */
-        .cfi_endproc
-        FUNC_SIZE(SYM(coop_fiber_trampoline))
-
-#if !defined(__APPLE__)
-        .section .note.GNU-stack,"",@progbits   /* no executable stack wanted */
-
-#  if COOP_IBT
-/* GNU property note: this object is IBT-clean (GNU_PROPERTY_X86_FEATURE_1_IBT).
-   SHSTK is deliberately not claimed: see the file comment. */
-        .section .note.gnu.property,"a"
-        .p2align 3
-        .long   4                           /* name size */
-        .long   16                          /* descriptor size */
-        .long   5                           /* NT_GNU_PROPERTY_TYPE_0 */
-        .asciz  "GNU"
-        .long   0xc0000002                  /* GNU_PROPERTY_X86_FEATURE_1_AND */
-        .long   4                           /* data size */
-        .long   1                           /* IBT */
-        .p2align 3
-#  endif
-#endif
+COOP_OBJECT_NOTES

@@ -15,8 +15,10 @@
 //   - send() on a closed channel fails with EPIPE, and so do senders parked
 //     when it closes (their values are not delivered).
 //   - ETIMEDOUT when the deadline passes, ECANCELED when the calling task is
-//     canceled (checked before anything else). A failed send did not deliver
-//     its value.
+//     canceled (checked before anything else).
+//   - A send that fails leaves the value with the caller: send(std::move(v))
+//     moves from v only when the value is delivered (as Rust's and Tokio's
+//     try_send hand it back), send(v) copies it only then.
 //   - try_send()/try_recv() never park: EAGAIN instead.
 // A call that would park outside a reactor task throws std::logic_error.
 // A channel belongs to one reactor thread (hand values to other threads with
@@ -26,6 +28,7 @@
 #define COOP_CHANNEL_HPP
 
 #include <coop/deadline.hpp>
+#include <coop/detail/error.hpp>
 #include <coop/detail/task.hpp>
 
 #include <cerrno>
@@ -33,6 +36,7 @@
 #include <memory>
 #include <new>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace coop {
@@ -50,24 +54,28 @@ public:
         if (buf_) std::allocator<T>().deallocate(buf_, cap_);
     }
 
-    std::error_code send(T value, deadline d = {}) {
-        if (int e = give(value); e != EAGAIN) return ec(e);
-        detail::task_cb* t = detail::current_task("coop::channel::send");
-        detail::wait_node node;
-        node.data = &value;
-        return ec(detail::park(t, &senders_, &node, d.ns()));
+    // Deliver value (moved from only on success; see above).
+    std::error_code send(T&& value, deadline d = {}) { return send_from(value, false, d); }
+    // Deliver a copy of value (made only on success).
+    std::error_code send(const T& value, deadline d = {}) {
+        return send_from(const_cast<T&>(value), true, d);
     }
 
     std::error_code recv(T& out, deadline d = {}) {
-        if (int e = take(out); e != EAGAIN) return ec(e);
-        detail::task_cb* t = detail::current_task("coop::channel::recv");
+        if (int e = gate(); e) return detail::errc_of(e);
+        if (int e = take(out); e != EAGAIN) return detail::errc_of(e);
+        detail::task_block* t = detail::current_task("coop::channel::recv");
         detail::wait_node node;
         node.data = &out;
-        return ec(detail::park(t, &receivers_, &node, d.ns()));
+        return detail::errc_of(detail::park(t, &receivers_, &node, d.ns()));
     }
 
-    std::error_code try_send(T value) { return ec(give(value)); }
-    std::error_code try_recv(T& out) { return ec(take(out)); }
+    std::error_code try_send(T&& value) { return try_from(value, false); }
+    std::error_code try_send(const T& value) { return try_from(const_cast<T&>(value), true); }
+    std::error_code try_recv(T& out) {
+        if (canceled()) return detail::errc_of(ECANCELED);
+        return detail::errc_of(take(out));
+    }
 
     // Wake every parked sender and receiver (EPIPE). Idempotent.
     void close() noexcept {
@@ -82,43 +90,73 @@ public:
     std::size_t size() const noexcept { return count_; }
 
 private:
-    static std::error_code ec(int e) noexcept {
-        return e ? std::error_code(e, std::generic_category()) : std::error_code();
-    }
+    // What a parked sender offers: its value, to move or to copy.
+    struct offer {
+        T* value;
+        bool copy;
+        T release() const {
+            if constexpr (std::is_copy_constructible_v<T>) {
+                if (copy) return T(*value);
+            }
+            return T(std::move(*value));
+        }
+    };
+
     static bool canceled() noexcept {
-        detail::task_cb* t = detail::current_task_or_null();
+        detail::task_block* t = detail::current_task_or_null();
         return t && t->canceled;
     }
+    // A canceled task's blocking call: ECANCELED (through the scheduler
+    // during teardown; see detail::park_canceled).
+    static int gate() {
+        detail::task_block* t = detail::current_task_or_null();
+        return (t && t->canceled) ? detail::park_canceled(t) : 0;
+    }
 
-    // Deliver without parking: 0, EPIPE, ECANCELED, or EAGAIN (would park).
-    int give(T& value) {
-        if (canceled()) return ECANCELED;
+    std::error_code send_from(T& value, bool copy, deadline d) {
+        if (int e = gate(); e) return detail::errc_of(e);
+        if (int e = give(value, copy); e != EAGAIN) return detail::errc_of(e);
+        detail::task_block* t = detail::current_task("coop::channel::send");
+        offer o{&value, copy};
+        detail::wait_node node;
+        node.data = &o;
+        return detail::errc_of(detail::park(t, &senders_, &node, d.ns()));
+    }
+
+    std::error_code try_from(T& value, bool copy) {
+        if (canceled()) return detail::errc_of(ECANCELED);
+        return detail::errc_of(give(value, copy));
+    }
+
+    // Deliver without parking: 0, EPIPE, or EAGAIN (would park).
+    int give(T& value, bool copy) {
         if (closed_) return EPIPE;
+        const offer o{&value, copy};
         if (detail::wait_node* n = receivers_.head) {       // the buffer is empty
-            *static_cast<T*>(n->data) = std::move(value);
+            *static_cast<T*>(n->data) = o.release();
             detail::wake(n->task, 0);
             return 0;
         }
         if (count_ < cap_) {
-            push(std::move(value));
+            push(o.release());
             return 0;
         }
         return EAGAIN;
     }
 
+    // Take without parking: 0, EPIPE, or EAGAIN (would park).
     int take(T& out) {
-        if (canceled()) return ECANCELED;
         if (count_) {
             out = std::move(buf_[head_]);
             pop();
             if (detail::wait_node* n = senders_.head) {     // room again: admit the oldest sender
-                push(std::move(*static_cast<T*>(n->data)));
+                push(static_cast<const offer*>(n->data)->release());
                 detail::wake(n->task, 0);
             }
             return 0;
         }
         if (detail::wait_node* n = senders_.head) {         // rendezvous
-            out = std::move(*static_cast<T*>(n->data));
+            out = static_cast<const offer*>(n->data)->release();
             detail::wake(n->task, 0);
             return 0;
         }

@@ -21,6 +21,8 @@
 #ifndef COOP_CONTEXT_H
 #define COOP_CONTEXT_H
 
+#include <coop/export.h>
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -43,16 +45,16 @@ typedef struct coop_transfer {
    line on stderr and aborts. stack_top need not be aligned; the context uses
    at most 128 bytes below the aligned top before entry runs. Returns NULL if
    size is too small to hold the initial frame. */
-coop_ctx coop_make(void* stack_top, size_t size, void (*entry)(coop_transfer));
+COOP_API coop_ctx coop_make(void* stack_top, size_t size, void (*entry)(coop_transfer));
 
 /* Suspend the caller, resume `to`, hand it `data`. Returns when someone jumps
    back: .ctx is the context that jumped to us (jump there to go back), .data
    what it passed. Shares the thread's FP control state (see above). */
-coop_transfer coop_jump(coop_ctx to, void* data);
+COOP_API coop_transfer coop_jump(coop_ctx to, void* data);
 
 /* As coop_jump, and also preserves the caller's FP control state across the
    suspension (x86-64: MXCSR + x87 control word; AArch64: FPCR). */
-coop_transfer coop_jump_fp(coop_ctx to, void* data);
+COOP_API coop_transfer coop_jump_fp(coop_ctx to, void* data);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-// coop/coroutine.hpp — minimal stackful coroutines on top of coop_jump.
+// coop/coroutine.hpp — minimal stackful coroutines, on the fibers of
+// coop/detail/fiber.hpp.
 //
 //   coop::coroutine co([](coop::yielder& y) {
 //       void* got = y.yield(some_ptr);   // hands some_ptr to resume()'s caller
@@ -20,8 +21,21 @@
 //     parked in throws coop::forced_unwind, destructors run, the stack goes
 //     back to the pool. forced_unwind is not a std::exception; a catch (...)
 //     inside a coroutine must rethrow it.
+//     A destructor that yields while the stack unwinds gets nullptr back at
+//     once (there is nobody to yield to). A coroutine that cannot be unwound
+//     (a noexcept body; forced_unwind reaching a noexcept function; a body
+//     that keeps swallowing forced_unwind) is abandoned instead: one line on
+//     stderr, its stack is leaked, the destructors still on it do not run.
 //   - resume() on a finished, running or empty coroutine throws
-//     std::logic_error; this_coroutine::yield() outside a coroutine too.
+//     std::logic_error; this_coroutine::yield() outside a coroutine, inside
+//     a reactor task (use coop::yield() there), and a yielder used outside
+//     its own coroutine throw it too.
+//   - Exceptions: each coroutine has its own C++ exception state, so a catch
+//     block that yields, std::current_exception(), `throw;` and
+//     std::uncaught_exceptions() see the coroutine's own exceptions.
+//   - Threads: a suspended coroutine may be resumed from another thread.
+//     Its own thread_locals and errno are then another thread's: see
+//     coop/fiber_local.hpp for reading them safely after a switch.
 //
 // The switch: resume/yield use the inline switch of detail/fiber_switch.hpp
 // rather than coop_jump: each resume and yield site gets its own indirect
@@ -36,148 +50,76 @@
 #ifndef COOP_COROUTINE_HPP
 #define COOP_COROUTINE_HPP
 
-#include <coop/context.h>
-#include <coop/detail/fiber_hooks.hpp>
-#include <coop/detail/fiber_switch.hpp>
-#include <coop/stack.hpp>
+#include <coop/detail/fiber.hpp>
+#include <coop/export.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <exception>
-#include <new>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 namespace coop {
 
-struct coroutine_options {
-    // Usable stack bytes (rounded up to pages); taken from the thread's pool.
-    std::size_t stack_size = default_stack_size;
-    // Save/restore the FP control state per coroutine (see above).
-    bool preserve_fp_env = false;
-    // For stack-overflow reports and debugging; copied (up to 31 bytes).
-    const char* name = nullptr;
-};
-
-// Thrown from yield() inside a coroutine that is being destroyed while
-// suspended. Let it pass: catch (...) blocks must rethrow it.
-struct forced_unwind {};
-
 class yielder;
 
 namespace detail {
 
-enum class co_state : unsigned char { created, running, suspended, finished };
+[[noreturn]] COOP_API void throw_bad_resume(const fiber* f);
+[[noreturn]] COOP_API void throw_outside();
+[[noreturn]] COOP_API void throw_in_task();
+[[noreturn]] COOP_API void throw_foreign_yielder();
+// After a resume that did not end in a yield: the body's result, or its
+// exception rethrown.
+COOP_API void* resumed_to_end(fiber* f);
 
-// The control block, placed at the top of the coroutine's stack.
-struct frame {
-    void* ctx = nullptr;              // the suspended coroutine (created/suspended)
-    void* caller = nullptr;           // who resumed it (while running)
-    co_state state = co_state::created;
-    bool fp = false;                  // save/restore FP control state per side
-    bool unwinding = false;           // being destroyed: yields throw forced_unwind
-    void* (*body)(frame*, void*) = nullptr;    // runs the callable
-    void (*destroy_fn)(frame*) noexcept = nullptr;
-    void* result = nullptr;           // what the body returned
-    std::exception_ptr error;         // escaped the body; rethrown by resume
-    coop::stack stk;                  // owns the memory this frame lives in
-    std::uint64_t id = 0;
-    void* user = nullptr;             // for the layers above (the reactor's task)
-    // sanitizer bookkeeping (unused in normal builds)
-    const void* caller_lo = nullptr;
-    std::size_t caller_size = 0;
-    void* tsan_fiber = nullptr;
-    void* tsan_caller = nullptr;
-    char name[32] = {};
-};
-
-// The coroutine running on this thread (null on a thread's own stack).
-// constinit lets the compiler access it directly, without a TLS wrapper.
-// initial-exec: one %fs/tpidr_el0-relative access, no __tls_get_addr, also
-// inside libcoop.so (which therefore must be loaded at program start or
-// find room in the static TLS surplus when dlopen'ed; it needs 8 bytes).
-extern constinit thread_local frame* t_current [[gnu::tls_model("initial-exec")]];
-
-[[noreturn]] void throw_bad_resume(const frame* f);
-[[noreturn]] void throw_outside();
-[[noreturn]] void throw_callable_too_large();
-void* finished(frame* f);
-void init_frame(frame* f, coop::stack&& s, void* frame_lo, const coroutine_options& o);
-void destroy_frame(frame* f) noexcept;
-
-// Run f until it yields or ends. Precondition checked by the caller:
-// state is created or suspended.
-inline void* resume(frame* f, void* v) {
-    frame* const prev = t_current;
-    f->state = co_state::running;
-    t_current = f;
-    void* asan_save = nullptr;
-    hooks::asan_leave(&asan_save, f->stk.bottom(), f->stk.size());
-#if defined(COOP_TSAN)
-    f->tsan_caller = hooks::tsan_current();
-    hooks::tsan_switch(f->tsan_fiber);
-#endif
-    void* out;
-    if (!f->fp) [[likely]] {
-        out = fiber_resume(f->ctx, &f->caller, v);
-    } else {
-        const fp_control mine = fp_control_save();
-        out = fiber_resume(f->ctx, &f->caller, v);
-        fp_control_restore(mine);
-    }
-    hooks::asan_arrive(asan_save, nullptr, nullptr);
-    t_current = prev;
-    if (f->state == co_state::finished) [[unlikely]]
-        return finished(f);
+// Run f (created or suspended; checked by the caller) until it yields or
+// ends, on the calling thread.
+inline void* resume(fiber* f, void* v) {
+    thread_state* ts = this_thread();
+    if (fiber* me = ts->current; f->caller.owner != me) [[unlikely]]
+        f->caller.owner = me;             // stored only when it changes: no store-forwarding chain
+    f->state = fiber_state::running;
+    void* out = switch_to(ts, f->caller, f->self, v);
+    if (f->state != fiber_state::suspended) [[unlikely]]
+        return resumed_to_end(f);
     return out;
 }
 
 // Suspend the running coroutine f, handing v to its resumer.
-inline void* yield(frame* f, void* v) {
-    f->state = co_state::suspended;
-    void* asan_save = nullptr;
-    hooks::asan_leave(&asan_save, f->caller_lo, f->caller_size);
-    hooks::tsan_switch(f->tsan_caller);
-    void* in;
-    if (!f->fp) [[likely]] {
-        in = fiber_yield(f->caller, &f->ctx, v);
-    } else {
-        const fp_control mine = fp_control_save();
-        in = fiber_yield(f->caller, &f->ctx, v);
-        fp_control_restore(mine);
-    }
-    hooks::asan_arrive(asan_save, &f->caller_lo, &f->caller_size);
+inline void* yield(fiber* f, void* v) {
+    if (f->unwinding && unwinding_in_destructor(f)) [[unlikely]]
+        return nullptr;                       // nobody to yield to while the stack unwinds
+    f->state = fiber_state::suspended;
+    void* in = switch_to(this_thread(), f->self, f->caller, v);
     if (f->unwinding) [[unlikely]]
-        throw forced_unwind{};
+        unwind_point(f);
     return in;
 }
 
 template <class Fn>
-struct frame_with : frame {
-    Fn fn;
-    template <class F>
-    explicit frame_with(F&& f) : fn(std::forward<F>(f)) {}
-};
-
-template <class Fn>
-void* invoke(frame* f, void* first);
+void* invoke(fiber* f, void* first);
 
 } // namespace detail
 
-// Passed to a coroutine body; yields without a thread-local lookup.
+// Passed to a coroutine body; yields without a thread-local lookup of the
+// coroutine (one to check it is used inside its own coroutine).
 class yielder {
 public:
     // Suspend, handing v to resume()'s caller; returns what the next
-    // resume() sends.
-    void* yield(void* v = nullptr) { return detail::yield(f_, v); }
-    void* operator()(void* v = nullptr) { return detail::yield(f_, v); }
+    // resume() sends. std::logic_error outside this yielder's coroutine.
+    void* yield(void* v = nullptr) {
+        if (detail::this_thread()->current != f_) [[unlikely]]
+            detail::throw_foreign_yielder();
+        return detail::yield(f_, v);
+    }
+    void* operator()(void* v = nullptr) { return yield(v); }
 
 private:
     template <class Fn>
-    friend void* detail::invoke(detail::frame*, void*);
-    explicit yielder(detail::frame* f) noexcept : f_(f) {}
-    detail::frame* f_;
+    friend void* detail::invoke(detail::fiber*, void*);
+    explicit yielder(detail::fiber* f) noexcept : f_(f) {}
+    detail::fiber* f_;
 };
 
 namespace detail {
@@ -195,8 +137,18 @@ void* call_body(Call&& call) {
 }
 
 template <class Fn>
-void* invoke(frame* f, void* first) {
-    Fn& fn = static_cast<frame_with<Fn>*>(f)->fn;
+constexpr bool body_is_nothrow() {
+    if constexpr (std::is_invocable_v<Fn&, yielder&, void*>)
+        return std::is_nothrow_invocable_v<Fn&, yielder&, void*>;
+    else if constexpr (std::is_invocable_v<Fn&, yielder&>)
+        return std::is_nothrow_invocable_v<Fn&, yielder&>;
+    else
+        return std::is_nothrow_invocable_v<Fn&>;
+}
+
+template <class Fn>
+void* invoke(fiber* f, void* first) {
+    Fn& fn = static_cast<fiber_with<Fn>*>(f)->value;
     yielder y(f);
     if constexpr (std::is_invocable_v<Fn&, yielder&, void*>) {
         return call_body([&] { return fn(y, first); });
@@ -210,30 +162,6 @@ void* invoke(frame* f, void* first) {
         return call_body([&] { return fn(); });
     }
 }
-
-template <class Fn>
-void destroy_callable(frame* f) noexcept {
-    static_cast<frame_with<Fn>*>(f)->~frame_with<Fn>();
-}
-
-// Build a frame for callable fn at the top of a pooled stack.
-template <class F>
-frame* make_frame(F&& fn, const coroutine_options& o) {
-    using Fn = std::decay_t<F>;
-    using Impl = frame_with<Fn>;
-    coop::stack s = coop::stack::pooled(o.stack_size);
-    std::uintptr_t top = reinterpret_cast<std::uintptr_t>(s.top());
-    std::uintptr_t at = (top - sizeof(Impl)) & ~(std::uintptr_t{alignof(Impl)} - 1);
-    at &= ~std::uintptr_t{15};
-    if (at < reinterpret_cast<std::uintptr_t>(s.bottom()) + 4096)
-        throw_callable_too_large();
-    Impl* f = ::new (reinterpret_cast<void*>(at)) Impl(std::forward<F>(fn));
-    f->body = &invoke<Fn>;
-    f->destroy_fn = &destroy_callable<Fn>;
-    init_frame(f, std::move(s), f, o);
-    return f;
-}
-
 } // namespace detail
 
 class coroutine {
@@ -244,7 +172,9 @@ public:
     // (coop::yielder&) or (coop::yielder&, void* first) and may return void*.
     template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, coroutine>>>
     explicit coroutine(F&& fn, const coroutine_options& opts = {})
-        : f_(detail::make_frame(std::forward<F>(fn), opts)) {}
+        : f_(detail::make_fiber<std::decay_t<F>>(opts, &detail::invoke<std::decay_t<F>>,
+                                                 detail::body_is_nothrow<std::decay_t<F>>(),
+                                                 std::forward<F>(fn))) {}
 
     coroutine(coroutine&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
     coroutine& operator=(coroutine&& o) noexcept {
@@ -263,15 +193,15 @@ public:
     // that escaped the body. Throws std::logic_error if the coroutine is
     // finished, running, or empty.
     void* resume(void* v = nullptr) {
-        detail::frame* f = f_;
-        if (!f || (f->state != detail::co_state::suspended &&
-                   f->state != detail::co_state::created)) [[unlikely]]
+        detail::fiber* f = f_;
+        if (!f || (f->state != detail::fiber_state::suspended &&
+                   f->state != detail::fiber_state::created)) [[unlikely]]
             detail::throw_bad_resume(f);
         return detail::resume(f, v);
     }
 
-    bool done() const noexcept { return !f_ || f_->state == detail::co_state::finished; }
-    bool started() const noexcept { return f_ && f_->state != detail::co_state::created; }
+    bool done() const noexcept { return !f_ || f_->state >= detail::fiber_state::finished; }
+    bool started() const noexcept { return f_ && f_->state != detail::fiber_state::created; }
     explicit operator bool() const noexcept { return f_ != nullptr; }
     std::uint64_t id() const noexcept { return f_ ? f_->id : 0; }
     std::string_view name() const noexcept { return f_ ? std::string_view(f_->name) : std::string_view(); }
@@ -281,35 +211,40 @@ public:
 
     // Unwinds a suspended coroutine (see above) and frees it.
     void reset() noexcept {
-        if (f_) detail::destroy_frame(std::exchange(f_, nullptr));
+        if (f_) detail::destroy_fiber(std::exchange(f_, nullptr));
     }
 
-    // For the layers above: the control block.
-    detail::frame* native() const noexcept { return f_; }
-
 private:
-    detail::frame* f_ = nullptr;
+    detail::fiber* f_ = nullptr;
 };
 
 namespace this_coroutine {
 
-// True when called from inside a coroutine.
-inline bool inside() noexcept { return detail::t_current != nullptr; }
+// True when called from inside a coroutine (a reactor task is one too).
+inline bool inside() noexcept { return detail::this_thread()->current != nullptr; }
 
 // Suspend the calling coroutine, handing v to its resumer; returns what the
-// next resume() sends. Throws std::logic_error outside a coroutine.
+// next resume() sends. Throws std::logic_error outside a coroutine and
+// inside a reactor task, which has no resumer to yield to: coop::yield()
+// (reactor.hpp) is the call there.
 inline void* yield(void* v = nullptr) {
-    detail::frame* f = detail::t_current;
+    detail::fiber* f = detail::this_thread()->current;
     if (!f) [[unlikely]]
         detail::throw_outside();
+    if (f->sched) [[unlikely]]
+        detail::throw_in_task();
     return detail::yield(f, v);
 }
 
 // Id of the calling coroutine (0 outside one). Ids are unique per process.
-inline std::uint64_t id() noexcept { return detail::t_current ? detail::t_current->id : 0; }
+inline std::uint64_t id() noexcept {
+    detail::fiber* f = detail::this_thread()->current;
+    return f ? f->id : 0;
+}
 // Name of the calling coroutine ("" outside one or when unnamed).
 inline std::string_view name() noexcept {
-    return detail::t_current ? std::string_view(detail::t_current->name) : std::string_view();
+    detail::fiber* f = detail::this_thread()->current;
+    return f ? std::string_view(f->name) : std::string_view();
 }
 
 } // namespace this_coroutine

@@ -23,6 +23,11 @@
 
 namespace coop {
 
+namespace detail {
+// "No deadline" in nanoseconds on the steady clock, everywhere in coop.
+inline constexpr std::int64_t no_deadline_ns = std::numeric_limits<std::int64_t>::max();
+} // namespace detail
+
 class deadline {
 public:
     using clock = std::chrono::steady_clock;
@@ -51,7 +56,7 @@ public:
     friend constexpr bool operator==(deadline a, deadline b) noexcept { return a.ns_ == b.ns_; }
 
 private:
-    static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+    static constexpr std::int64_t kNever = detail::no_deadline_ns;
 
     template <class Rep, class Period>
     static std::int64_t after(std::chrono::duration<Rep, Period> d) noexcept {

@@ -25,6 +25,8 @@
 #ifndef COOP_DEBUG_HPP
 #define COOP_DEBUG_HPP
 
+#include <coop/export.h>
+
 #include <signal.h>
 
 #include <cstddef>
@@ -35,16 +37,16 @@ namespace coop {
 // (which becomes the one it passes other faults to; nothing changes if
 // coop's is already there), and gives the calling thread an alternate
 // signal stack if it has none. Thread-safe; not async-signal-safe.
-void install_overflow_handler() noexcept;
+COOP_API void install_overflow_handler() noexcept;
 
 // For a SIGSEGV/SIGBUS handler of the program's own: if the fault described
 // by info (and ucontext, may be null) is an overflow of the coroutine
 // running on this thread, prints the report line and aborts. Otherwise
 // returns false. Async-signal-safe.
-bool report_stack_overflow(const siginfo_t* info, const void* ucontext) noexcept;
+COOP_API bool report_stack_overflow(const siginfo_t* info, const void* ucontext) noexcept;
 
 // Size of the alternate signal stack coop gives a thread.
-std::size_t overflow_signal_stack_size() noexcept;
+COOP_API std::size_t overflow_signal_stack_size() noexcept;
 
 } // namespace coop
 

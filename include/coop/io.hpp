@@ -20,6 +20,7 @@
 #define COOP_IO_HPP
 
 #include <coop/deadline.hpp>
+#include <coop/export.h>
 #include <coop/reactor.hpp>
 
 #include <sys/socket.h>
@@ -46,27 +47,27 @@ struct accept_result {
 };
 
 // One read(2): size 0 without error means end of stream (or n == 0).
-result read(int fd, void* buf, std::size_t n, deadline d = {});
+COOP_API result read(int fd, void* buf, std::size_t n, deadline d = {});
 // One write(2)/send(2); may move fewer than n bytes.
-result write(int fd, const void* buf, std::size_t n, deadline d = {});
+COOP_API result write(int fd, const void* buf, std::size_t n, deadline d = {});
 // Exactly n bytes, or an error; EPIPE when the stream ends first.
 // The deadline bounds the whole call.
-result read_exact(int fd, void* buf, std::size_t n, deadline d = {});
+COOP_API result read_exact(int fd, void* buf, std::size_t n, deadline d = {});
 // All n bytes, or an error. The deadline bounds the whole call.
-result write_all(int fd, const void* buf, std::size_t n, deadline d = {});
+COOP_API result write_all(int fd, const void* buf, std::size_t n, deadline d = {});
 
 // Accept one connection on a non-blocking listening socket. addr/len as for
 // accept(2). Transient per-connection failures (ECONNABORTED, EPROTO) are
 // skipped; EMFILE and the like are returned.
-accept_result accept(int listen_fd, deadline d = {}, sockaddr* addr = nullptr, socklen_t* len = nullptr);
+COOP_API accept_result accept(int listen_fd, deadline d = {}, sockaddr* addr = nullptr, socklen_t* len = nullptr);
 
 // Connect a non-blocking socket: {} once connected, else the connection's
 // error (ECONNREFUSED, ...), ETIMEDOUT, ECANCELED. After an error other than
 // an immediate one, close the socket rather than retrying on it.
-std::error_code connect(int fd, const sockaddr* addr, socklen_t len, deadline d = {});
+COOP_API std::error_code connect(int fd, const sockaddr* addr, socklen_t len, deadline d = {});
 
 // O_NONBLOCK on.
-std::error_code set_nonblocking(int fd) noexcept;
+COOP_API std::error_code set_nonblocking(int fd) noexcept;
 
 } // namespace coop::io
 

@@ -16,10 +16,11 @@
 // it ends. Tasks may spawn tasks (coop::this_reactor()).
 //
 // Scheduling. Runnable tasks run in FIFO order; coop::yield() goes to the
-// back of the queue. Between two polls of the kernel at most 64 tasks are
-// resumed, so busy yielders cannot starve timers or I/O. When no task is
-// runnable the reactor sleeps in the kernel until the next timer, an fd event,
-// post() or stop().
+// back of the queue. A task that yields or parks switches straight to the
+// next runnable task (hand-off: one switch per hop). Between two looks at
+// timers and the kernel at most 64 tasks are resumed, so busy yielders
+// cannot starve timers or I/O. When no task is runnable the reactor sleeps in
+// the kernel until the next timer, an fd event, post() or stop().
 //
 // Errors. Blocking calls return std::error_code values with POSIX meanings
 // (std::generic_category): ETIMEDOUT — the deadline passed; ECANCELED — the
@@ -44,14 +45,23 @@
 // once, not in a loop.
 //
 // Threads. A reactor and its tasks, handles and channels belong to the
-// thread that runs it. The only calls allowed from other threads are post()
-// and stop().
+// thread that runs it; a task never changes threads. The only calls allowed
+// from other threads are post() and stop().
+//
+// Teardown. Destroying a reactor first cancels every task and runs them:
+// their blocking calls fail with ECANCELED, so a task that is flushing a
+// connection in a destructor, say, finishes normally. A task still alive
+// after a few rounds of that (one that ignores ECANCELED) is unwound: its
+// blocking calls and yields throw coop::forced_unwind, or return ECANCELED
+// inside a destructor that the unwinding runs. Tasks that never started are
+// dropped without running. See coop/coroutine.hpp for what cannot be unwound.
 #ifndef COOP_REACTOR_HPP
 #define COOP_REACTOR_HPP
 
 #include <coop/coroutine.hpp>
 #include <coop/deadline.hpp>
 #include <coop/detail/task.hpp>
+#include <coop/export.h>
 #include <coop/stack.hpp>
 
 #include <chrono>
@@ -65,8 +75,9 @@
 namespace coop {
 
 struct spawn_options {
-    // Usable stack bytes (rounded up to pages), reserved, not committed: a
-    // task costs the pages it touches. From the thread's stack pool.
+    // Usable stack bytes (rounded up to pages, at least min_stack_size),
+    // reserved, not committed: a task costs the pages it touches. From the
+    // thread's stack pool.
     std::size_t stack_size = default_stack_size;
     // For stack-overflow reports and debugging (copied, up to 31 bytes).
     const char* name = nullptr;
@@ -76,16 +87,17 @@ struct spawn_options {
 
 class reactor;
 
-// Handle to a spawned task. Move-only; use it on the reactor's thread only,
-// and do not let it outlive the reactor unless the task has finished.
+// Handle to a spawned task. Move-only; use it on the reactor's thread only.
+// It may outlive the reactor; the task has then ended (teardown ends every
+// task) and join() reports how.
 class task {
 public:
     task() noexcept = default;
-    task(task&& o) noexcept : cb_(std::exchange(o.cb_, nullptr)) {}
+    task(task&& o) noexcept : block_(std::exchange(o.block_, nullptr)) {}
     task& operator=(task&& o) noexcept {
         if (this != &o) {
             detach();
-            cb_ = std::exchange(o.cb_, nullptr);
+            block_ = std::exchange(o.block_, nullptr);
         }
         return *this;
     }
@@ -96,17 +108,24 @@ public:
     // Wait until the task has finished. Returns {} when it has (and rethrows
     // the exception that escaped it, if any; the handle is empty afterwards),
     // ETIMEDOUT when the deadline passed first, ECANCELED when the *calling*
-    // task is canceled (the joined task keeps running). From outside a task,
-    // join() works only on a finished task (std::logic_error otherwise, and
-    // on an empty handle or a task joining itself).
+    // task is canceled (the joined task keeps running). std::logic_error on
+    // an empty handle, for a task joining itself, for a second task joining
+    // the same handle while one waits, when the handle is moved or dropped
+    // while a task waits in join(), and from outside a task unless the task
+    // has finished.
     std::error_code join(deadline d = {}) {
-        if (!cb_ || cb_->state != detail::task_state::done) {
-            detail::task_cb* self = detail::current_task_or_null();
-            if (!cb_ || !self || self == cb_) [[unlikely]]
+        detail::task_block* b = block_;
+        if (!b || b->state != detail::task_state::done) {
+            detail::task_block* self = detail::current_task_or_null();
+            if (!b || !self || self == b || b->joining) [[unlikely]]
                 join_misuse();
             detail::wait_node node;
-            if (int e = detail::park(self, &cb_->joiners, &node, d.ns()))
-                return std::error_code(e, std::generic_category());
+            b->joining = true;
+            const int e = detail::park(self, &b->joiners, &node, d.ns());
+            b->joining = false;
+            if (block_ != b) [[unlikely]]
+                handle_changed_while_joining(b);
+            if (e) return std::error_code(e, std::generic_category());
         }
         return take_result();
     }
@@ -114,27 +133,33 @@ public:
     // Cancel: the task's current blocking call (if it is parked) and all its
     // later ones fail with ECANCELED. The task decides how to end. No-op on
     // a finished task or an empty handle.
-    void cancel() noexcept;
+    COOP_API void cancel() noexcept;
 
     // True when the task has finished (or the handle is empty).
-    bool done() const noexcept { return !cb_ || cb_->state == detail::task_state::done; }
-    explicit operator bool() const noexcept { return cb_ != nullptr; }
+    bool done() const noexcept { return !block_ || block_->state == detail::task_state::done; }
+    explicit operator bool() const noexcept { return block_ != nullptr; }
     // The coroutine id (unique per process) and name given at spawn.
-    std::uint64_t id() const noexcept { return cb_ ? cb_->f->id : 0; }
-    std::string_view name() const noexcept { return cb_ ? std::string_view(cb_->f->name) : std::string_view(); }
+    std::uint64_t id() const noexcept { return block_ ? block_->fib->id : 0; }
+    std::string_view name() const noexcept {
+        return block_ ? std::string_view(block_->fib->name) : std::string_view();
+    }
 
-    // Let the task run on unobserved (what the destructor does).
-    void detach() noexcept;
+    // Let the task run on unobserved (what the destructor does). If it has
+    // already ended with an exception, that exception is reported as a
+    // detached task's: the reactor's run() rethrows it.
+    COOP_API void detach() noexcept;
 
 private:
     friend class reactor;
-    explicit task(detail::task_cb* cb) noexcept : cb_(cb) {}
-    [[noreturn]] void join_misuse() const;
-    std::error_code take_result();
-    detail::task_cb* cb_ = nullptr;
+    explicit task(detail::task_block* b) noexcept : block_(b) {}
+    [[noreturn]] COOP_API void join_misuse() const;
+    [[noreturn]] COOP_API void handle_changed_while_joining(detail::task_block* b) const;
+    COOP_API std::error_code take_result();
+    detail::task_block* block_ = nullptr;
 };
 
 namespace detail {
+class reactor_impl;
 // A callable handed to reactor::post from another thread.
 struct posted_fn {
     posted_fn* next = nullptr;
@@ -149,37 +174,41 @@ class reactor {
 public:
     // Creates the kernel poller (epoll or kqueue) and its wake-up channel.
     // Throws std::system_error if the kernel refuses.
-    reactor();
-    // Unwinds every task that has not finished (their destructors run; their
-    // blocking calls fail with ECANCELED) and frees them. Posted callables
-    // that never ran are dropped.
-    ~reactor();
+    COOP_API reactor();
+    // Cancels and runs, then unwinds, every task that has not finished (see
+    // the file comment) and frees them. Posted callables that never ran are
+    // dropped. Must not run inside one of this reactor's tasks (aborts).
+    COOP_API ~reactor();
     reactor(const reactor&) = delete;
     reactor& operator=(const reactor&) = delete;
 
-    // Start fn() as a task; it first runs when run() gets to it. An exception
-    // escaping fn goes to task::join(), or, for a detached task, out of run().
+    // Start fn() as a task; it first runs when the reactor gets to it. An
+    // exception escaping fn goes to task::join(), or, for a detached task,
+    // out of run().
     template <class F>
     task spawn(F&& fn, spawn_options opts = {}) {
         using Fn = std::decay_t<F>;
         static_assert(std::is_invocable_v<Fn&>, "a task body is callable with no arguments");
+        using Body = detail::task_body<Fn>;
         coroutine_options co;
         co.stack_size = opts.stack_size;
         co.preserve_fp_env = opts.preserve_fp_env;
         co.name = opts.name;
-        detail::frame* f = detail::make_frame(detail::task_body<Fn>(std::forward<F>(fn)), co);
-        auto* body = &static_cast<detail::frame_with<detail::task_body<Fn>>*>(f)->fn;
-        return task(adopt(f, &body->cb));
+        auto* f = detail::make_fiber<Body>(co, &Body::run, std::is_nothrow_invocable_v<Fn&>,
+                                           std::forward<F>(fn));
+        return task(adopt(f, &f->value.block));
     }
 
     // Run tasks until all have finished, or until stop(). Rethrows an
     // exception that escaped a detached task (the reactor stays usable; run()
-    // again continues). Throws std::logic_error when called from a task.
-    void run();
+    // again continues). Throws std::logic_error when called from a
+    // coroutine or a task, or when this reactor already runs.
+    COOP_API void run();
 
-    // Make run() return after the task running now yields or parks. Tasks
-    // stay as they are; run() again continues them. Thread-safe.
-    void stop() noexcept;
+    // Make run() return once the running task yields or parks. Tasks stay
+    // as they are; run() again continues them. Thread-safe, and safe to
+    // call from a task of any reactor.
+    COOP_API void stop() noexcept;
 
     // From any thread: run fn() as a task of this reactor (wakes it up if it
     // sleeps in the kernel). Callables posted before or while run() executes
@@ -188,18 +217,18 @@ public:
     void post(F&& fn);
 
     // Tasks spawned and not finished yet.
-    std::size_t size() const noexcept;
+    COOP_API std::size_t size() const noexcept;
     // Diagnostics: how many times the reactor has asked the kernel for
     // events (blocking or not).
-    std::uint64_t polls() const noexcept;
+    COOP_API std::uint64_t polls() const noexcept;
     // "epoll" or "kqueue".
-    static const char* backend() noexcept;
+    COOP_API static const char* backend() noexcept;
 
     detail::reactor_impl* impl() const noexcept { return impl_; }
 
 private:
-    detail::task_cb* adopt(detail::frame* f, detail::task_cb* cb);
-    void post_node(detail::posted_fn* p);
+    COOP_API detail::task_block* adopt(detail::fiber* f, detail::task_block* b);
+    COOP_API void post_node(detail::posted_fn* p);
     detail::reactor_impl* impl_;
 };
 
@@ -218,29 +247,32 @@ void reactor::post(F&& fn) {
     post_node(new detail::posted_impl<std::decay_t<F>>(std::forward<F>(fn)));
 }
 
-// The reactor of the calling thread: the one whose run() is executing, else
-// the last one constructed on this thread and still alive. std::logic_error
-// if there is none.
-reactor& this_reactor();
+// The reactor of the calling thread: the one whose task is running, else
+// the one whose run() is executing, else the most recently constructed one
+// on this thread that is still alive. std::logic_error if there is none.
+COOP_API reactor& this_reactor();
 
 // ---------------------------------------------------------------- inside a task
 // Each of these throws std::logic_error when called outside a reactor task.
 
-// Go to the back of the run queue. Inline: the switch's return then pairs
-// with the scheduler's resume, which keeps the branch predictor right.
+// Go to the back of the run queue; the next runnable task runs meanwhile.
 inline void yield() {
-    detail::task_cb* t = detail::current_task("coop::yield");
-    detail::frame* f = t->f;
-    if (f->unwinding) [[unlikely]]
-        return;                       // being torn down: nothing to yield to
+    detail::task_block* t = detail::current_task("coop::yield");
+    detail::fiber* f = t->fib;
+    if (f->unwinding) [[unlikely]] {
+        detail::unwind_point(f);          // throws, unless inside a destructor
+        return;
+    }
     t->state = detail::task_state::runnable;
-    t->rq->push(t);
-    detail::yield(f, nullptr);
+    t->owner->rq.push(t);
+    t->owner->switch_away(t);
+    if (f->unwinding) [[unlikely]]
+        detail::unwind_point(f);
 }
 
 // Park until the steady clock reaches t: {} then, ECANCELED if canceled.
 // A point in the past returns {} at once.
-std::error_code sleep_until(std::chrono::steady_clock::time_point t);
+COOP_API std::error_code sleep_until(std::chrono::steady_clock::time_point t);
 
 // sleep_until(now + d).
 template <class Rep, class Period>
@@ -252,18 +284,18 @@ std::error_code sleep_for(std::chrono::duration<Rep, Period> d) {
 // returns at once if it already is; includes EOF, hang-up and errors —
 // the next read or write tells which), ETIMEDOUT, ECANCELED, or EBADF (fd
 // invalid, or closed with coop::close() meanwhile).
-std::error_code wait_readable(int fd, deadline d = {});
-std::error_code wait_writable(int fd, deadline d = {});
+COOP_API std::error_code wait_readable(int fd, deadline d = {});
+COOP_API std::error_code wait_writable(int fd, deadline d = {});
 
 // ---------------------------------------------------------------- fds
-// Wake every task waiting on fd with EBADF, drop coop's registration, then
-// close fd. Returns ::close's error, if any (EINTR counts as closed). Usable
-// inside and outside tasks.
-std::error_code close(int fd) noexcept;
+// Wake every task waiting on fd with EBADF, drop the registration every
+// reactor of this thread has for it, then close fd. Returns ::close's
+// error, if any (EINTR counts as closed). Usable inside and outside tasks.
+COOP_API std::error_code close(int fd) noexcept;
 
 // Like close() without closing: wakes waiters with EBADF and drops the
-// registration, for code that hands fd to someone else.
-void forget_fd(int fd) noexcept;
+// registrations, for code that hands fd to someone else.
+COOP_API void forget_fd(int fd) noexcept;
 
 } // namespace coop
 

@@ -13,22 +13,9 @@
 #ifndef COOP_DETAIL_FIBER_HOOKS_HPP
 #define COOP_DETAIL_FIBER_HOOKS_HPP
 
-#include <cstddef>
+#include <coop/detail/sanitizers.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#  define COOP_ASAN 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer)
-#    define COOP_ASAN 1
-#  endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#  define COOP_TSAN 1
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define COOP_TSAN 1
-#  endif
-#endif
+#include <cstddef>
 
 #if defined(COOP_ASAN)
 extern "C" {

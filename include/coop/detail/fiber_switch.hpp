@@ -1,14 +1,16 @@
-// coop/detail/fiber_switch.hpp — the switch under coop::coroutine.
+// coop/detail/fiber_switch.hpp — the stack switch under every fiber
+// (coop::coroutine, reactor tasks): inline asm, one copy per switch site.
 //
 // coop_jump (arch/<arch>/switch.S) is one function: every switch in the
 // process leaves through its single `jmp *reg` / `br`, whose target changes
 // from one switch to the next (in a ping-pong it alternates between the two
 // sides), and that costs predictions. This switch is inline asm instead, so
-// each resume() and yield() site in the program gets its own indirect jump,
-// and a site almost always continues at the same place: a given resume site
-// enters the same yield, a given yield returns to the same resume. Measured
-// on the development machine (AMD EPYC, see README): a resume + yield round
-// trip costs about half a coop_jump round trip.
+// each switch site in the program gets its own indirect jump, and a site
+// almost always continues at the same place: a given resume site enters the
+// same yield, a given yield returns to the same resume, and tasks that park
+// at the same site continue each other. Measured on the development machine
+// (AMD EPYC, see README): a resume + yield round trip costs about half a
+// coop_jump round trip.
 //
 // Neither direction uses call/ret. A `call` in resume paired with a `ret` in
 // yield would be predicted by the return-address stack only while the
@@ -22,24 +24,27 @@
 // call, and all callee-saved ones, so the compiler saves exactly the values
 // that are live across the switch, in its own frame, and nothing else. The
 // frame pointer (rbp / x29) cannot be a clobber, so it is pushed and popped
-// by hand. The stack below sp is skipped by 128 bytes first: x86-64 SysV
-// (and Darwin arm64) let leaf code keep data in a red zone there.
+// by hand. The stack below sp is skipped by COOP_FIBER_RED_ZONE bytes first:
+// x86-64 SysV (and Darwin arm64) let leaf code keep data in a red zone there.
 //
-// FP control state (MXCSR + x87 control word, FPCR) is shared unless a
-// coroutine asks to preserve it; then fp_control_save/restore bracket each
-// switch on both sides (coroutine.hpp).
+// The stack layout a switch leaves behind, and a fresh fiber's, are in
+// coop/detail/fiber_layout.h. fiber_switch(to, save, data): continue the
+// suspended fiber `to`, store our own suspended sp in *save, hand `data`
+// over; returns the data the other side hands back when it switches to us.
 //
-// A suspended context is a stack pointer whose top word is where to continue:
-// the continuation label of a resume or yield site, or coop_fiber_trampoline
-// for a coroutine that has not started. Both functions take (to, save, data):
-// continue `to`, store our own context in *save, hand `data` over; they
-// return the data the other side hands back when it switches to us.
+// FP control state (MXCSR + x87 control word, FPCR) is not touched here;
+// fp_control_save/restore are for fibers that keep their own (fiber.hpp).
 #ifndef COOP_DETAIL_FIBER_SWITCH_HPP
 #define COOP_DETAIL_FIBER_SWITCH_HPP
 
+#include <coop/detail/fiber_layout.h>
+
 #include <cstdint>
 
-extern "C" void coop_fiber_trampoline(void);   // arch/<arch>/switch.S
+extern "C" void coop_fiber_trampoline(void);   // arch/<arch>/fiber.S
+
+#define COOP_FIBER_STR2(x) #x
+#define COOP_FIBER_STR(x) COOP_FIBER_STR2(x)
 
 namespace coop::detail {
 
@@ -68,7 +73,7 @@ namespace coop::detail {
 
 // The switch, one asm body for both directions.
 #  define COOP_FIBER_SWITCH_X86_64                                                       \
-      "leaq   -128(%%rsp), %%rsp\n\t"  /* step over this frame's red zone */             \
+      "leaq   -" COOP_FIBER_STR(COOP_FIBER_RED_ZONE) "(%%rsp), %%rsp\n\t" /* step over the red zone */ \
       "pushq  %%rbp\n\t"               /* the frame pointer is no clobber: save by hand */ \
       "leaq   1f(%%rip), %%rcx\n\t"                                                         \
       "pushq  %%rcx\n\t"               /* our continuation on top of our stack */        \
@@ -78,7 +83,7 @@ namespace coop::detail {
       "jmpq   *%%rcx\n"                 /* this site's own indirect jump: predicted */    \
       "1:\n\t" COOP_FIBER_ENDBR       /* we continue here when switched back to */       \
       "popq   %%rbp\n\t"                                                                   \
-      "leaq   128(%%rsp), %%rsp"         /* back over the red zone */
+      "leaq   " COOP_FIBER_STR(COOP_FIBER_RED_ZONE) "(%%rsp), %%rsp" /* back over the red zone */
 
 // Continue `to`, store our context in *save, hand over `data`; returns what
 // the other side hands back when it switches to us.
@@ -103,12 +108,12 @@ inline void fp_control_restore(const fp_control& c) noexcept {
     asm volatile("ldmxcsr %0\n\tfldcw %1" : : "m"(c.mxcsr), "m"(c.x87cw));
 }
 
-// A fresh context below `top` (16-byte aligned): the trampoline's address
-// at top - 24, so popping it leaves rsp = top - 16, 16-byte aligned for the
-// trampoline's call; the trampoline finds `top` at rsp + 16.
+// A fresh fiber whose control block starts at `top` (16-byte aligned; see
+// fiber_layout.h): the trampoline's address below a null frame pointer and
+// a null return address.
+static_assert(COOP_FIBER_FRESH_BELOW_TOP == 3 * 8, "three words below top");
 inline void* fiber_make(void* top) noexcept {
-    auto t = reinterpret_cast<std::uintptr_t>(top) & ~std::uintptr_t{15};
-    auto* slot = reinterpret_cast<void**>(t);
+    auto* slot = static_cast<void**>(top);
     slot[-1] = nullptr;                                       // fake return address
     slot[-2] = nullptr;                                       // fake saved frame pointer
     slot[-3] = reinterpret_cast<void*>(&coop_fiber_trampoline);
@@ -122,9 +127,9 @@ inline void* fiber_make(void* top) noexcept {
 #  else
 #    define COOP_FIBER_BTI_J
 #  endif
-#  if defined(__APPLE__)
-#    define COOP_FIBER_REDZONE_IN "sub sp, sp, #128\n\t"   /* Darwin arm64 has a red zone */
-#    define COOP_FIBER_REDZONE_OUT "\n\tadd sp, sp, #128"
+#  if COOP_FIBER_RED_ZONE != 0
+#    define COOP_FIBER_REDZONE_IN "sub sp, sp, #" COOP_FIBER_STR(COOP_FIBER_RED_ZONE) "\n\t"
+#    define COOP_FIBER_REDZONE_OUT "\n\tadd sp, sp, #" COOP_FIBER_STR(COOP_FIBER_RED_ZONE)
 #  else
 #    define COOP_FIBER_REDZONE_IN
 #    define COOP_FIBER_REDZONE_OUT
@@ -186,12 +191,12 @@ inline void fp_control_restore(const fp_control& c) noexcept {
     asm volatile("msr fpcr, %0" : : "r"(c.fpcr));
 }
 
-// A fresh context below `top` (16-byte aligned): the trampoline's address
-// in a 16-byte slot below a null frame record; popping it leaves
-// sp = top - 16, where the trampoline finds `top` at sp + 16.
+// A fresh fiber whose control block starts at `top` (16-byte aligned; see
+// fiber_layout.h): the trampoline's address in a 16-byte slot below a null
+// frame record.
+static_assert(COOP_FIBER_FRESH_BELOW_TOP == 4 * 8, "four words below top");
 inline void* fiber_make(void* top) noexcept {
-    auto t = reinterpret_cast<std::uintptr_t>(top) & ~std::uintptr_t{15};
-    auto* slot = reinterpret_cast<void**>(t);
+    auto* slot = static_cast<void**>(top);
     slot[-1] = nullptr;                                       // null frame record
     slot[-2] = nullptr;
     slot[-3] = nullptr;
@@ -203,16 +208,11 @@ inline void* fiber_make(void* top) noexcept {
 #  error "coop supports x86-64 and AArch64"
 #endif
 
-// Both directions are the same switch; the names say which side calls it.
-// Every inlined call is its own site with its own indirect jump.
-// Resume: continue the suspended coroutine `to`, saving the resumer in *save.
-inline void* fiber_resume(void* to, void** save, void* data) noexcept {
-    return fiber_switch(to, save, data);
-}
-// Yield: suspend the running coroutine into *save, continue its resumer `to`.
-inline void* fiber_yield(void* to, void** save, void* data) noexcept {
-    return fiber_switch(to, save, data);
-}
+// After the continuation is popped, the trampoline's sp is 16-byte aligned
+// and the control block sits COOP_FIBER_BLOCK_ABOVE_SP above it.
+static_assert(COOP_FIBER_FRESH_BELOW_TOP - COOP_FIBER_CONT_POP == COOP_FIBER_BLOCK_ABOVE_SP,
+              "fiber_layout.h: a fresh fiber's sp, the pop and the trampoline disagree");
+static_assert(COOP_FIBER_BLOCK_ABOVE_SP % 16 == 0, "the trampoline's sp must be 16-byte aligned");
 
 } // namespace coop::detail
 
