@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -108,9 +109,10 @@ private:
 // A coroutine that yields back whatever it is resumed with. With depth D > 0
 // the yield happens D non-inlined calls below the body's loop, as in code
 // that yields from a helper, a parser or a recursive traversal: the loop
-// calls yield_at_depth<D>, which calls <D-1>, ... and <1> yields. What the
-// depth costs beyond the calls themselves is how the CPU predicts the
-// returns once the switches have left the return-stack buffer out of step.
+// calls yield_at_depth<D>, which calls <D-1>, ... and <1> yields. coop's
+// switches use neither call nor ret, so the return-stack buffer stays in
+// step with each stack and a level should cost about a call and a return;
+// anything beyond that is what this CPU's predictors make of the pattern.
 template <int D>
 COOP_BENCH_OPAQUE void* yield_at_depth(coop::yielder& y, void* v) {
     if constexpr (D <= 1) {
@@ -148,7 +150,7 @@ public:
         case 1: co_ = make_echo_coroutine<1>(o); break;
         case 4: co_ = make_echo_coroutine<4>(o); break;
         case 16: co_ = make_echo_coroutine<16>(o); break;
-        default: co_ = make_echo_coroutine<0>(o); break;
+        default: throw std::invalid_argument("echo_coroutine: depth must be 0, 1, 4 or 16");
         }
     }
     static constexpr std::array<int, 3> depths{1, 4, 16};

@@ -210,7 +210,7 @@ class Summary:
             ("coroutine resume+yield, both in catch blocks", "BM_CoroutineResumeYieldInCatch", None, "2"),
         ]
         for n in self.by_arg("BM_CoroutineYieldDepth/"):
-            rows.append((f"coroutine resume+yield, yield {n.split('/')[1]} calls deep", n, None, "2"))
+            rows.append((f"coroutine resume+yield from call depth {n.split('/')[1]}", n, None, "2"))
         rows.append(("coroutine create+run+destroy (pooled)", "BM_CoroutineCreateDestroy", None, "2"))
         for n in self.by_arg("BM_CoroutineRoundRobin/"):
             rows.append((f"resume+yield, {n.split('/')[1]} coroutines round-robin", n, "resumes", "2"))
@@ -416,7 +416,7 @@ class Summary:
         ratio("  the same, both sides in catch blocks", "BM_CoroutineResumeYieldInCatch",
               "BM_Cpp20ResumeSuspend", "<=2")
         ratio("raw coop_jump round trip / C++20 resume", "BM_SwitchRoundTrip", "BM_Cpp20ResumeSuspend", "(info)")
-        ratio("coroutine, yield 1 call deep / C++20 resume", "BM_CoroutineYieldDepth/1",
+        ratio("coroutine, yield at call depth 1 / C++20", "BM_CoroutineYieldDepth/1",
               "BM_Cpp20ResumeSuspend", "(info)")
         for n in ("16", "256"):
             ratio(f"round robin ({n}) per resume / resume+yield", f"BM_CoroutineRoundRobin/{n}",
