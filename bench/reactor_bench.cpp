@@ -2,16 +2,19 @@
 // what overlapping waits buys on one thread.
 //
 //   BM_SchedulerYield/N        N tasks call coop::yield() round-robin. One
-//                              iteration = one turn of every task = N hops;
-//                              a hop is task -> reactor -> next task, i.e.
-//                              2 switches (counters: hops, switches_per_hop).
-//                              Included: the run-queue work and the reactor's
-//                              non-blocking poll of the kernel every 64
-//                              resumptions (what keeps timers and I/O alive
-//                              under busy yielders).
+//                              iteration = one turn of every task = N hops
+//                              (counters: hops, tasks); a hop is from one
+//                              task's coop::yield() until the next task runs:
+//                              one switch when the yielding task hands over
+//                              directly, two when it goes through the run
+//                              loop. Included: the run-queue work and the
+//                              reactor's non-blocking look at timers and I/O
+//                              every 64 resumes (what keeps them alive under
+//                              busy yielders).
 //   BM_SpawnJoin               a task spawns a trivial task and joins it:
-//                              pooled stack, frame, 4 switches (driver parks,
-//                              child runs, child ends, driver resumes).
+//                              pooled stack, control block, and the switches
+//                              of the joiner parking, the child running and
+//                              ending, and the joiner resuming.
 //   BM_TimerWait{Sequential,Concurrent}/N
 //                              N requests that each wait L = 1 ms on a timer:
 //                              one after another in one task, or N tasks at
@@ -23,69 +26,43 @@
 //
 // Time is wall-clock (UseRealTime): waiting is the point here.
 #include "bench_util.hpp"
+#include "kernels.hpp"
+
+#include <coop/io.hpp>
+#include <coop/reactor.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <vector>
-
-#if defined(COOP_BENCH_HAVE_REACTOR) && __has_include(<coop/reactor.hpp>)
-#  include <coop/reactor.hpp>
-#  define COOP_BENCH_REACTOR 1
-#else
-#  define COOP_BENCH_REACTOR 0
-#endif
-#if COOP_BENCH_REACTOR && __has_include(<coop/io.hpp>)
-#  include <coop/io.hpp>
-#  define COOP_BENCH_IO 1
-#else
-#  define COOP_BENCH_IO 0
-#endif
 
 namespace {
 
 using namespace std::chrono_literals;
 constexpr auto kWait = 1ms;   // L of the I/O-bound benchmarks
 
-#if COOP_BENCH_REACTOR
-
 // ------------------------------------------------------------ scheduler
 void BM_SchedulerYield(benchmark::State& st) {
     const int n = static_cast<int>(st.range(0));
-    coop::reactor r;
-    bool stop = false;
-    for (int i = 1; i < n; ++i)
-        r.spawn([&stop] {
-            while (!stop) coop::yield();
-        });
-    r.spawn([&] {
+    coop_bench::with_yielders(n, [&] {
         coop_bench::cycle_meter m(st);
-        for (auto _ : st) coop::yield();       // one turn of all n tasks
-        m.finish(2.0 * n);
-        stop = true;
+        for (auto _ : st) coop::yield();    // one turn of all n tasks
+        m.finish();
     });
-    r.run();
     st.counters["hops"] = n;
-    st.counters["switches_per_hop"] = 2;
     st.counters["tasks"] = n;
 }
 BENCHMARK(BM_SchedulerYield)->Arg(2)->Arg(16)->Arg(1024);
 
 void BM_SpawnJoin(benchmark::State& st) {
-    coop::reactor r;
-    r.spawn([&] {
+    coop_bench::in_task([&](coop::reactor& r) {
         int x = 0;
         coop_bench::cycle_meter m(st);
-        for (auto _ : st) {
-            coop::task t = r.spawn([&x] { benchmark::DoNotOptimize(++x); });
-            t.join();
-        }
-        m.finish(4);
+        for (auto _ : st) coop_bench::spawn_join(r, x);
+        m.finish();
     });
-    r.run();
 }
 BENCHMARK(BM_SpawnJoin);
 
@@ -123,44 +100,10 @@ BENCHMARK(BM_TimerWaitConcurrent)
 // Read exactly n bytes / write exactly n bytes on a non-blocking fd, parking
 // on the reactor when the kernel has nothing.
 bool read_full(int fd, void* buf, std::size_t n) {
-#if COOP_BENCH_IO
     return static_cast<bool>(coop::io::read_exact(fd, buf, n));
-#else
-    char* p = static_cast<char*>(buf);
-    while (n > 0) {
-        ssize_t k = ::read(fd, p, n);
-        if (k > 0) {
-            p += k;
-            n -= static_cast<std::size_t>(k);
-        } else if (k == 0) {
-            return false;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (coop::wait_readable(fd)) return false;
-        } else if (errno != EINTR) {
-            return false;
-        }
-    }
-    return true;
-#endif
 }
 bool write_full(int fd, const void* buf, std::size_t n) {
-#if COOP_BENCH_IO
     return static_cast<bool>(coop::io::write_all(fd, buf, n));
-#else
-    const char* p = static_cast<const char*>(buf);
-    while (n > 0) {
-        ssize_t k = ::write(fd, p, n);
-        if (k > 0) {
-            p += k;
-            n -= static_cast<std::size_t>(k);
-        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (coop::wait_writable(fd)) return false;
-        } else if (k < 0 && errno != EINTR) {
-            return false;
-        }
-    }
-    return true;
-#endif
 }
 
 // The server side of one socketpair: answer each 8-byte request after L.
@@ -226,16 +169,6 @@ BENCHMARK(BM_SocketWaitSequential)->Arg(1)->Arg(4)->Arg(16)->UseRealTime()->Unit
 BENCHMARK(BM_SocketWaitConcurrent)
     ->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(128)->Arg(256)->Arg(512)->Arg(1024)
     ->UseRealTime()->Unit(benchmark::kMillisecond);
-
-#else  // no reactor yet
-
-constexpr const char* kNoReactor = "coop::reactor (include/coop/reactor.hpp) is not in this tree";
-void BM_SchedulerYield(benchmark::State& st) { st.SkipWithError(kNoReactor); }
-void BM_SpawnJoin(benchmark::State& st) { st.SkipWithError(kNoReactor); }
-BENCHMARK(BM_SchedulerYield)->Arg(2);
-BENCHMARK(BM_SpawnJoin);
-
-#endif
 
 } // namespace
 

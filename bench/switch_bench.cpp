@@ -14,13 +14,20 @@
 //   BM_CoroutineResumeYield     coop::coroutine resume() + yielder::yield()
 //   BM_CoroutineResumeYieldFp   the same with coroutine_options::preserve_fp_env
 //   BM_CoroutineResumeYieldTls  yield via coop::this_coroutine::yield()
-//   BM_CoroutineResumeYieldNested  the body yields from a (non-inlined) helper it called
+//   BM_CoroutineResumeYieldInCatch  both sides inside a catch block while they switch
+//                               (what keeping per-coroutine exception state costs)
+//   BM_CoroutineYieldDepth/D    the body yields D non-inlined calls deep (D = 1, 4, 16)
 //   BM_CoroutineRoundRobin/N    N coroutines resumed in turn (per resume: resumes counter)
 //   BM_CoroutineCreateDestroy   make a coroutine (pooled stack), run it to the end, destroy it
 //   BM_BoostFcontextRoundTrip   Boost.Context jump_fcontext there and back
 //   BM_BoostContinuation        boost::context::continuation resume() there and back
 //   BM_Cpp20ResumeSuspend       C++20 stackless coroutine: resume() + co_await suspend_always
 //   BM_UcontextSwapRoundTrip    POSIX swapcontext there and back (a syscall each way)
+//   BM_FloorSwitchRet           the floors (bench/floor_<arch>.S): a minimal switch ending
+//   BM_FloorSwitchJmp           in ret, the same ending in pop + jmp (br x30 on AArch64),
+//   BM_FloorFpEnv               and one save + restore of MXCSR + x87 CW (FPCR), in a call
+//
+// The timed operations live in kernels.hpp, shared with coop-study.
 #include "bench_util.hpp"
 #include "kernels.hpp"
 
@@ -53,97 +60,66 @@ namespace {
 using coop_bench::cycle_meter;
 
 // ------------------------------------------------------------ direct call
-using coop_bench::direct_callee;
-using coop_bench::echo_entry;
-using coop_bench::echo_entry_fp;
-
 void BM_DirectCall(benchmark::State& st) {
     int x = 0;
     void* p = &x;
     cycle_meter m(st);
     for (auto _ : st) {
-        p = direct_callee(p);
+        p = coop_bench::direct_callee(p);
         benchmark::DoNotOptimize(p);
     }
     m.finish();
 }
 BENCHMARK(BM_DirectCall);
 
-// ------------------------------------------------------------ raw switch
-template <coop_transfer (*Jump)(coop_ctx, void*), void (*Entry)(coop_transfer)>
-void raw_round_trip(benchmark::State& st) {
-    coop::stack s(64 * 1024);
-    coop_ctx ctx = coop_make(s.top(), s.size(), Entry);
+// The timed loop of every round-trip benchmark below: k.round_trip(p) hands
+// p to the other side and returns what comes back. Out of line, so that it
+// is compiled alike wherever it is called from (a call from inside a catch
+// block would otherwise get the cold-code treatment: nothing inlined).
+template <class K>
+COOP_BENCH_OPAQUE void round_trip_loop(benchmark::State& st, K& k) {
     int x = 0;
     void* p = &x;
     cycle_meter m(st);
     for (auto _ : st) {
-        coop_transfer t = Jump(ctx, p);     // switch 1: into the echo context
-        ctx = t.ctx;                        // switch 2 happened: it jumped back
-        p = t.data;
+        p = k.round_trip(p);                // 2 switches
         benchmark::DoNotOptimize(p);
     }
     m.finish(2);
-    // The echo context stays suspended forever; its stack holds no objects
-    // with destructors, so unmapping it is all the cleanup there is.
 }
 
-void BM_SwitchRoundTrip(benchmark::State& st) { raw_round_trip<coop_jump, echo_entry>(st); }
-void BM_SwitchRoundTripFp(benchmark::State& st) { raw_round_trip<coop_jump_fp, echo_entry_fp>(st); }
+// ------------------------------------------------------------ raw switch
+void BM_SwitchRoundTrip(benchmark::State& st) {
+    coop_bench::raw_pair k(false);
+    round_trip_loop(st, k);
+}
+void BM_SwitchRoundTripFp(benchmark::State& st) {
+    coop_bench::raw_pair k(true);
+    round_trip_loop(st, k);
+}
 BENCHMARK(BM_SwitchRoundTrip);
 BENCHMARK(BM_SwitchRoundTripFp);
 
 // ------------------------------------------------------------ coop::coroutine
-void coroutine_round_trip(benchmark::State& st, bool fp) {
-    coop::coroutine_options o;
-    o.preserve_fp_env = fp;
-    coop::coroutine co(
-        [](coop::yielder& y, void* v) {
-            for (;;) v = y.yield(v);
-        },
-        o);
-    int x = 0;
-    void* p = &x;
-    cycle_meter m(st);
-    for (auto _ : st) {
-        p = co.resume(p);                   // 2 switches: resume + yield
-        benchmark::DoNotOptimize(p);
-    }
-    m.finish(2);
-    // ~coroutine unwinds the parked body (forced unwind) and pools the stack.
+// resume + yield (2 switches). ~coroutine unwinds the parked body (forced
+// unwind) and pools the stack.
+void coroutine_round_trip(benchmark::State& st, int depth, bool fp) {
+    coop_bench::echo_coroutine k(depth, fp);
+    round_trip_loop(st, k);
 }
 
-void BM_CoroutineResumeYield(benchmark::State& st) { coroutine_round_trip(st, false); }
-void BM_CoroutineResumeYieldFp(benchmark::State& st) { coroutine_round_trip(st, true); }
+void BM_CoroutineResumeYield(benchmark::State& st) { coroutine_round_trip(st, 0, false); }
+void BM_CoroutineResumeYieldFp(benchmark::State& st) { coroutine_round_trip(st, 0, true); }
 BENCHMARK(BM_CoroutineResumeYield);
 BENCHMARK(BM_CoroutineResumeYieldFp);
 
-// The same round trip, but the body yields from inside a function it called
-// (one non-inlined call level deeper than the loop it was resumed into), as
-// code that yields from a helper, a parser or a recursive traversal does.
-// A switch that pairs call/ret with the return-stack predictor only helps
-// when the yield happens at the call depth the resume landed at; here the
-// landing and the yield are at different depths.
-COOP_BENCH_OPAQUE void* yield_from_helper(coop::yielder& y, void* v) {
-    v = y.yield(v);
-    asm volatile("");
-    return v;
+// The body yields D non-inlined calls below its loop (kernels.hpp). A switch
+// that paired call/ret with the return-stack predictor would only be cheap
+// at the depth the resume landed at; here landing and yield differ by D.
+void BM_CoroutineYieldDepth(benchmark::State& st) {
+    coroutine_round_trip(st, static_cast<int>(st.range(0)), false);
 }
-
-void BM_CoroutineResumeYieldNested(benchmark::State& st) {
-    coop::coroutine co([](coop::yielder& y, void* v) {
-        for (;;) v = yield_from_helper(y, v);
-    });
-    int x = 0;
-    void* p = &x;
-    cycle_meter m(st);
-    for (auto _ : st) {
-        p = co.resume(p);
-        benchmark::DoNotOptimize(p);
-    }
-    m.finish(2);
-}
-BENCHMARK(BM_CoroutineResumeYieldNested);
+BENCHMARK(BM_CoroutineYieldDepth)->Arg(1)->Arg(4)->Arg(16);
 
 void BM_CoroutineResumeYieldTls(benchmark::State& st) {
     coop::coroutine co([](coop::yielder&, void* v) {
@@ -160,27 +136,57 @@ void BM_CoroutineResumeYieldTls(benchmark::State& st) {
 }
 BENCHMARK(BM_CoroutineResumeYieldTls);
 
+// The round trip of BM_CoroutineResumeYield while both sides are inside a
+// catch block: the driver caught one exception and, still in its handler,
+// resumes a coroutine that caught another and yields from its handler. The
+// C++ runtime tracks caught exceptions per thread (the __cxa_get_globals()
+// list and count of libstdc++ and libc++abi); a switch that keeps them per
+// coroutine, so that each side sees its own std::current_exception(), pays
+// for that here. The coroutine is created, resumed and destroyed inside the
+// driver's handler, so the two handlers nest and end in order whatever the
+// switch keeps.
+// The coroutine's side, out of line for the same reason as round_trip_loop.
+[[noreturn]] COOP_BENCH_OPAQUE void echo_forever(coop::yielder& y, void* v) {
+    for (;;) v = y.yield(v);
+}
+
+struct coroutine_in_catch {
+    coop::coroutine co{[](coop::yielder& y, void* v) -> void* {
+        try {
+            throw 2;
+        } catch (int) {
+            echo_forever(y, v);             // yields from inside the handler
+        }
+    }};
+    void* round_trip(void* p) { return co.resume(p); }
+};
+
+void BM_CoroutineResumeYieldInCatch(benchmark::State& st) {
+    try {
+        throw 1;
+    } catch (int) {
+        coroutine_in_catch k;
+        int x = 0;
+        k.round_trip(&x);                   // into the coroutine's handler
+        round_trip_loop(st, k);
+        // ~coroutine unwinds the body out of its handler (forced unwind).
+    }
+}
+BENCHMARK(BM_CoroutineResumeYieldInCatch);
+
 // N coroutines resumed round-robin from one loop: one iteration resumes each
-// once (2N switches). Shows what a resume costs once the coroutines' stacks
-// and control blocks no longer sit in the same few cache lines, which is the
-// situation of a scheduler with many tasks. "resumes" = N per iteration.
+// once (2N switches). "resumes" = N per iteration.
 void BM_CoroutineRoundRobin(benchmark::State& st) {
-    const int n = static_cast<int>(st.range(0));
-    std::vector<coop::coroutine> cos;
-    cos.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i)
-        cos.emplace_back([](coop::yielder& y, void* v) {
-            for (;;) v = y.yield(v);
-        });
+    coop_bench::round_robin k(static_cast<int>(st.range(0)));
     int x = 0;
     void* p = &x;
     cycle_meter m(st);
     for (auto _ : st) {
-        for (coop::coroutine& co : cos) p = co.resume(p);
+        p = k.turn(p);
         benchmark::DoNotOptimize(p);
     }
-    m.finish(2.0 * n);
-    st.counters["resumes"] = n;
+    m.finish(2.0 * k.size());
+    st.counters["resumes"] = k.size();
 }
 BENCHMARK(BM_CoroutineRoundRobin)->Arg(16)->Arg(256);
 
@@ -199,6 +205,28 @@ void BM_CoroutineCreateDestroy(benchmark::State& st) {
     m.finish(2);
 }
 BENCHMARK(BM_CoroutineCreateDestroy);
+
+// ------------------------------------------------------------ floors
+// Why CPUs differ (bench/floor_<arch>.S): the same minimal switch ending in
+// ret or in pop + jmp, and the FP control state saved and restored once.
+template <class Floor>
+void floor_round_trip(benchmark::State& st) {
+    Floor k;
+    cycle_meter m(st);
+    for (auto _ : st) k.round_trip();       // 2 switches
+    m.finish(2);
+}
+void BM_FloorSwitchRet(benchmark::State& st) { floor_round_trip<coop_bench::floor_ret>(st); }
+void BM_FloorSwitchJmp(benchmark::State& st) { floor_round_trip<coop_bench::floor_jmp>(st); }
+BENCHMARK(BM_FloorSwitchRet);
+BENCHMARK(BM_FloorSwitchJmp);
+
+void BM_FloorFpEnv(benchmark::State& st) {
+    cycle_meter m(st);
+    for (auto _ : st) coop_floor_fp_env();  // a call that saves + restores the FP control state
+    m.finish();
+}
+BENCHMARK(BM_FloorFpEnv);
 
 // ------------------------------------------------------------ Boost.Context
 #if COOP_BENCH_BOOST

@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
 # tools/deps.sh — make sure the Debian packages coop's targets need are there.
 #
-#   tools/deps.sh [base|test|bench|check|all]   (default: all)
+#   tools/deps.sh [SET...]   SET: base test bench study cross check all (default: all)
 #
 # Installs what is missing with apt-get when run as root (after apt-get
 # update); otherwise prints the apt-get line to run and exits 1. Called by
-# `make test`, `make bench` and `make check` before they build, so each of
-# them is a single command on a fresh Debian machine.
+# `make test`, `make bench`, `make study` and `make check` before they build,
+# so each of them is a single command on a fresh Debian machine (`cross` is
+# added for an ARCH=aarch64 bench or study: the cross compiler).
 set -euo pipefail
 
-what="${1:-all}"
+sets=("$@")
+[ "${#sets[@]}" -gt 0 ] || sets=(all)
 
 base=(make g++ python3 pkg-config googletest libgtest-dev)
 test_pkgs=("${base[@]}" g++-aarch64-linux-gnu qemu-user)
 bench_pkgs=("${base[@]}" libbenchmark-dev libbenchmark-tools libboost-context-dev libuv1-dev gnuplot-nox)
+study_pkgs=(make g++ python3 gnuplot-nox)
+cross_pkgs=(g++-aarch64-linux-gnu)
 check_pkgs=("${test_pkgs[@]}" clang llvm-14 libclang-rt-14-dev valgrind gdb gdb-multiarch linux-perf binutils-aarch64-linux-gnu)
 
-case "$what" in
-  base)  want=("${base[@]}") ;;
-  test)  want=("${test_pkgs[@]}") ;;
-  bench) want=("${bench_pkgs[@]}") ;;
-  check) want=("${check_pkgs[@]}") ;;
-  all)   want=("${test_pkgs[@]}" "${bench_pkgs[@]}" "${check_pkgs[@]}") ;;
-  *) echo "usage: $0 [base|test|bench|check|all]" >&2; exit 2 ;;
-esac
+want=()
+for what in "${sets[@]}"; do
+  case "$what" in
+    base)  want+=("${base[@]}") ;;
+    test)  want+=("${test_pkgs[@]}") ;;
+    bench) want+=("${bench_pkgs[@]}") ;;
+    study) want+=("${study_pkgs[@]}") ;;
+    cross) want+=("${cross_pkgs[@]}") ;;
+    check) want+=("${check_pkgs[@]}") ;;
+    all)   want+=("${test_pkgs[@]}" "${bench_pkgs[@]}" "${study_pkgs[@]}" "${check_pkgs[@]}") ;;
+    *) echo "usage: $0 [base|test|bench|study|cross|check|all]..." >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do
