@@ -9,8 +9,9 @@
 #   make install PREFIX=...  headers, both libraries, coop.pc
 #   make clean
 #
-# Knobs: SAN=asan|tsan (sanitizer build), OPT=-O2, BRANCH_PROTECTION (AArch64:
-# standard|none), POLLER=epoll|kqueue, CXX/CC/AR for a custom toolchain.
+# Knobs: SAN=asan|tsan (sanitizer build), ASSERTIONS=1 (COOP_ASSERT checks on,
+# build/<arch>-assert), OPT=-O2, BRANCH_PROTECTION (AArch64: standard|none),
+# POLLER=epoll|kqueue, CXX/CC/AR for a custom toolchain.
 
 HOST_ARCH := $(shell uname -m | sed -e 's/arm64/aarch64/' -e 's/amd64/x86_64/')
 ARCH ?= $(HOST_ARCH)
@@ -58,13 +59,16 @@ else
   POLLER ?= kqueue
 endif
 
-BUILD ?= build/$(ARCH)$(VARIANT)$(if $(SAN),-$(SAN))$(if $(filter-out epoll,$(POLLER)),$(if $(filter Linux,$(OS)),-$(POLLER)))
+ASSERTIONS ?=
+ASSERT_FLAGS := $(if $(ASSERTIONS),-DCOOP_ASSERTIONS=1)
+
+BUILD ?= build/$(ARCH)$(VARIANT)$(if $(SAN),-$(SAN))$(if $(ASSERTIONS),-assert)$(if $(filter-out epoll,$(POLLER)),$(if $(filter Linux,$(OS)),-$(POLLER)))
 OBJ := $(BUILD)/obj
 BIN := $(BUILD)/bin
 
 OPT ?= -O2
 WARN := -Wall -Wextra
-CPPFLAGS += -Iinclude $(EXTRA_CPPFLAGS)
+CPPFLAGS += -Iinclude $(ASSERT_FLAGS) $(EXTRA_CPPFLAGS)
 CXXFLAGS += -std=c++20 $(OPT) -g -fPIC $(WARN) $(ARCH_FLAGS) $(SAN_FLAGS) $(EXTRA_CXXFLAGS)
 CFLAGS += -std=c11 $(OPT) -g -fPIC $(WARN) $(ARCH_FLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
 ASFLAGS += -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS)
@@ -78,6 +82,12 @@ LIB_SRCS := $(filter-out src/poller_%.cpp,$(wildcard src/*.cpp)) $(POLLER_SRCS)
 LIB_C_SRCS := $(wildcard src/*.c)
 LIB_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst %.c,$(OBJ)/%.o,$(LIB_C_SRCS)) \
   $(patsubst %.S,$(OBJ)/%.o,$(ARCH_SRCS))
+# The library exports only what is marked COOP_API (coop/export.h); the
+# version script keeps the template instantiations of the C++ library that
+# the objects carry (std::string and the like) out of libcoop.so's exports.
+$(LIB_OBJS): CXXFLAGS += -fvisibility=hidden
+$(LIB_OBJS): CFLAGS += -fvisibility=hidden
+LIB_VERSION_SCRIPT := src/libcoop.map
 LIB_A := $(BUILD)/libcoop.a
 LIB_SO := $(BUILD)/libcoop.so
 SONAME := libcoop.so.0
@@ -94,15 +104,23 @@ all: lib examples
 lib: $(LIB_A) $(LIB_SO)
 examples: $(EXAMPLE_BINS)
 
-$(OBJ)/%.o: %.cpp
+# Objects are rebuilt when the flags change (a new SAN, OPT, CXX, ...).
+FLAGS_STAMP := $(OBJ)/flags.stamp
+FLAGS_STAMP_TEXT := $(CXX) $(CC) $(CPPFLAGS) $(CXXFLAGS) $(CFLAGS) $(ASFLAGS) -fvisibility=hidden
+.PHONY: flags-force
+$(FLAGS_STAMP): flags-force
+	@mkdir -p $(dir $@)
+	@echo '$(FLAGS_STAMP_TEXT)' | cmp -s - $@ || echo '$(FLAGS_STAMP_TEXT)' > $@
+
+$(OBJ)/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
 
-$(OBJ)/%.o: %.c
+$(OBJ)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(OBJ)/%.o: %.S
+$(OBJ)/%.o: %.S $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ASFLAGS) -MMD -MP -c $< -o $@
 
@@ -111,9 +129,10 @@ $(LIB_A): $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(LIB_SO): $(LIB_OBJS)
+$(LIB_SO): $(LIB_OBJS) $(LIB_VERSION_SCRIPT)
 	@mkdir -p $(dir $@)
-	$(CXX) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $(BUILD)/$(SONAME) $^ $(LDLIBS)
+	$(CXX) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIB_VERSION_SCRIPT) $(LDFLAGS) \
+	  -o $(BUILD)/$(SONAME) $(LIB_OBJS) $(LDLIBS)
 	ln -sf $(SONAME) $@
 
 $(BIN)/coop-%: $(OBJ)/examples/%.o $(LIB_A)

@@ -21,8 +21,13 @@
 #              (tests/check/hardening.py; runs last to see every build)
 #   bti        BTI really enforced under qemu-aarch64 for a -z force-bti
 #              program (tests/check/bti.sh)
+#   assert     the suite with COOP_ASSERT invariant checks on (build/<arch>-assert)
+#   exports    libcoop.so exports exactly tests/check/exports.txt
+#   consumers  a C program links the context layer with gcc alone; make install
+#              + pkg-config: C and C++ consumers, shared and static
+#              (tests/check/consumers.sh)
 
-CHECK_STEPS ?= macho native asan tsan clang valgrind aarch64 bti hardening
+CHECK_STEPS ?= macho native assert exports consumers asan tsan clang valgrind aarch64 bti hardening
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CHECK_LOGS := build/check/logs
 
@@ -44,7 +49,7 @@ VALGRIND ?= valgrind
 VALGRIND_FLAGS ?= --tool=memcheck --error-exitcode=99 --leak-check=full \
   --show-leak-kinds=definite --errors-for-leak-kinds=definite \
   --child-silent-after-fork=yes --num-callers=30
-# Tests left out under Valgrind, and why: see docs/readme-safety.md.
+# A test filter for Valgrind runs (none today: every test runs there).
 VALGRIND_GTEST_FILTER ?= *
 
 CHECK_SUB := $(MAKE) --no-print-directory SKIP_DEPS=1 -j$(CHECK_JOBS)
@@ -70,6 +75,16 @@ check-tsan:
 check-clang:
 	ASAN_OPTIONS=$(CHECK_ASAN_OPTIONS) UBSAN_OPTIONS=$(CHECK_UBSAN_OPTIONS) \
 	  $(CHECK_SUB) CXX=clang++ CC=clang SAN=asan BUILD=build/$(ARCH)-asan-clang test-run
+
+check-assert:
+	$(CHECK_SUB) ASSERTIONS=1 test-run
+
+check-exports:
+	$(CHECK_SUB) lib
+	tests/check/exports.sh $(LIB_SO)
+
+check-consumers:
+	MAKE="$(MAKE)" tests/check/consumers.sh
 
 check-valgrind:
 	$(CHECK_SUB) lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)

@@ -20,6 +20,8 @@
 #ifndef COOP_STACK_HPP
 #define COOP_STACK_HPP
 
+#include <coop/export.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -33,7 +35,7 @@ inline constexpr std::size_t max_stack_size = std::size_t{1} << 30;
 // Stacks kept per thread by the pool.
 inline constexpr std::size_t pool_capacity = 4096;
 
-class stack {
+class COOP_API stack {
 public:
     // An empty stack (no memory).
     stack() noexcept = default;
@@ -81,9 +83,9 @@ private:
 };
 
 // Unmaps every stack the calling thread's pool holds.
-void stack_pool_trim() noexcept;
+COOP_API void stack_pool_trim() noexcept;
 // Stacks the calling thread's pool holds now.
-std::size_t stack_pool_size() noexcept;
+COOP_API std::size_t stack_pool_size() noexcept;
 
 } // namespace coop
 

@@ -3,7 +3,9 @@
 exactly the control-flow protections it implements, and does its code back
 the claim?
 
-For every build variant of arch/<arch>/switch.S (compiler x flags) this
+For every build variant of the assembly, arch/<arch>/switch.S (the C ABI)
+and arch/<arch>/fiber.S (the coroutine layer's trampoline) (compiler x
+flags), this
   1. reads the GNU property note (readelf -n) and compares the claimed
      features with what the variant must claim: x86-64 IBT exactly when the
      build asks for IBT (-fcf-protection=branch|full), SHSTK never (coop does
@@ -124,11 +126,11 @@ def insn_at(funcs, addr):
     return None
 
 
-def check_code(arch, label, obj, claims):
-    so = obj[:-2] + ".so"
-    r = run(TOOLS[arch]["link"] + ["-shared", "-nostdlib", "-o", so, obj])
+def check_code(arch, label, objs, claims):
+    so = objs[0][:-2] + ".so"
+    r = run(TOOLS[arch]["link"] + ["-shared", "-nostdlib", "-o", so] + objs)
     if r.returncode != 0:
-        fail(f"{label}: cannot link {obj} into a shared object:\n{r.stdout}")
+        fail(f"{label}: cannot link {objs} into a shared object:\n{r.stdout}")
         return
     funcs = disassemble(arch, so)
     syms = func_symbols(so)
@@ -195,28 +197,34 @@ def check_code(arch, label, obj, claims):
     return checked
 
 
+ASM_FILES = ("switch", "fiber")
+
+
 def check_variant(arch, name, cc, flags, want):
     label = f"{arch}/{name}"
     if not shutil.which(cc[0]) or not shutil.which(TOOLS[arch]["objdump"]):
         fail(f"{label}: {cc[0]} or {TOOLS[arch]['objdump']} not installed")
         return
-    obj = os.path.join(OUT, f"{arch}-{name}.o")
-    src = os.path.join("arch", arch, "switch.S")
-    r = run(cc + flags + ["-c", src, "-o", obj])
-    if r.returncode != 0:
-        fail(f"{label}: does not assemble:\n{r.stdout}")
-        return
-    got, _ = claimed_features(obj)
-    if "SHSTK" in got:
-        fail(f"{label}: claims SHSTK, which coop does not implement")
-    if got != want:
-        fail(f"{label}: claims {sorted(got) or 'nothing'}, expected {sorted(want) or 'nothing'}")
-        return
+    objs = []
+    for base in ASM_FILES:
+        obj = os.path.join(OUT, f"{arch}-{name}-{base}.o")
+        src = os.path.join("arch", arch, f"{base}.S")
+        r = run(cc + flags + ["-Iinclude", "-c", src, "-o", obj])
+        if r.returncode != 0:
+            fail(f"{label}: {src} does not assemble:\n{r.stdout}")
+            return
+        got, _ = claimed_features(obj)
+        if "SHSTK" in got:
+            fail(f"{label}: {base}.S claims SHSTK, which coop does not implement")
+        if got != want:
+            fail(f"{label}: {base}.S claims {sorted(got) or 'nothing'}, expected {sorted(want) or 'nothing'}")
+            return
+        objs.append(obj)
     before = len(failures)
-    n = check_code(arch, label, obj, got)
+    n = check_code(arch, label, objs, want)
     if len(failures) != before:
         return
-    print(f"ok   {label:24} {' '.join(flags) or '(no flags)':32} claims {', '.join(sorted(got)) or 'nothing':10}"
+    print(f"ok   {label:24} {' '.join(flags) or '(no flags)':32} claims {', '.join(sorted(want)) or 'nothing':10}"
           f" {n or 0} landing-pad/PAC checks")
 
 
@@ -249,7 +257,14 @@ def check_fiber_variant(arch, name, cxx, flags):
     if r.returncode != 0:
         fail(f"{label}: probe does not compile:\n{r.stdout}")
         return
-    funcs = disassemble(arch, obj)
+    # Link it first: inline functions the compiler did not inline sit in
+    # sections of their own, and a link gives every address its final value.
+    so = obj[:-2] + ".so"
+    r = run(TOOLS[arch]["link"] + ["-shared", "-nostdlib", "-o", so, obj])
+    if r.returncode != 0:
+        fail(f"{label}: cannot link the probe into a shared object:\n{r.stdout}")
+        return
+    funcs = disassemble(arch, so)
     insns = [(a, t) for body in funcs.values() for a, t in body]
     # A continuation is an address the code computes and pushes as the
     # place to continue: lea X(%rip),%reg then push %reg (x86-64); adr xN, X
@@ -294,17 +309,23 @@ def check_real_builds():
         for arch in (X86, A64):
             if not (d == arch or d.startswith(arch + "-")):
                 continue
-            obj = os.path.join(bdir, d, "obj", "arch", arch, "switch.o")
-            if not os.path.exists(obj):
+            objs = [os.path.join(bdir, d, "obj", "arch", arch, f"{b}.o") for b in ASM_FILES]
+            if not all(os.path.exists(o) for o in objs):
                 continue
             want = expected_for_build(arch, d)
-            got, _ = claimed_features(obj)
             label = f"build/{d}"
-            if "SHSTK" in got:
-                fail(f"{label}: switch.o claims SHSTK")
-            if got != want:
-                fail(f"{label}: switch.o claims {sorted(got) or 'nothing'}, expected {sorted(want) or 'nothing'}")
+            bad = False
+            for obj in objs:
+                got, _ = claimed_features(obj)
+                if "SHSTK" in got:
+                    fail(f"{label}: {os.path.basename(obj)} claims SHSTK")
+                if got != want:
+                    fail(f"{label}: {os.path.basename(obj)} claims {sorted(got) or 'nothing'}, "
+                         f"expected {sorted(want) or 'nothing'}")
+                    bad = True
+            if bad:
                 continue
+            got = want
             # The C++ objects of an AArch64 BTI build must agree, or the
             # library as a whole cannot claim BTI.
             if arch == A64 and "BTI" in want:
@@ -316,10 +337,10 @@ def check_real_builds():
                             if not {"BTI", "PAC"} <= g:
                                 fail(f"{label}: obj/{sub}/{f} claims {sorted(g) or 'nothing'}, expected BTI, PAC")
             before = len(failures)
-            n = check_code(arch, label, obj, got)
+            n = check_code(arch, label, objs, got)
             if len(failures) != before:
                 continue
-            print(f"ok   {label:24} {'switch.o':32} claims {', '.join(sorted(got)) or 'nothing':10}"
+            print(f"ok   {label:24} {'switch.o fiber.o':32} claims {', '.join(sorted(got)) or 'nothing':10}"
                   f" {n or 0} landing-pad/PAC checks")
             for lib in ("libcoop.so", "bin/coop-tests"):
                 p = os.path.join(bdir, d, lib)

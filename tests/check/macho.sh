@@ -2,7 +2,9 @@
 # tests/check/macho.sh — every arch/<arch>/*.S must assemble for macOS
 # (Mach-O: underscore-prefixed symbols, no .type/.size/.note sections) with
 # clang's integrated assembler. No macOS SDK is needed to assemble.
-# Checks that each object is Mach-O and defines the C ABI symbols.
+# Checks that each object is Mach-O and defines its symbols: switch.S the C
+# ABI (global) and coop_trampoline (private extern), fiber.S the coroutine
+# layer's coop_fiber_trampoline (private extern).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +33,7 @@ for src in arch/*/*.S; do
   for t in "${targets[@]}"; do
     o="$out/$t-$(basename "$src" .S).o"
     n=$((n + 1))
-    if ! "$CLANG" --target="$t" -c "$src" -o "$o"; then
+    if ! "$CLANG" --target="$t" -Iinclude -c "$src" -o "$o"; then
       echo "FAIL $src: does not assemble for $t"; fail=1; continue
     fi
     fmt=$("$OBJDUMP" -h "$o" | sed -n 's/.*file format //p' | head -1)
@@ -40,13 +42,18 @@ for src in arch/*/*.S; do
       *) echo "FAIL $o: not Mach-O ($fmt)"; fail=1; continue ;;
     esac
     syms=$("$NM" "$o")
-    for s in _coop_jump _coop_jump_fp _coop_make; do
+    case "$(basename "$src")" in
+      switch.S) globals=(_coop_jump _coop_jump_fp _coop_make); private=_coop_trampoline ;;
+      fiber.S)  globals=(); private=_coop_fiber_trampoline ;;
+      *) echo "FAIL $src: no expectations for this file in tests/check/macho.sh"; fail=1; continue ;;
+    esac
+    for s in "${globals[@]}"; do
       if ! grep -qE "^[0-9a-f]+ T $s\$" <<<"$syms"; then
         echo "FAIL $o: global symbol $s missing"; fail=1
       fi
     done
-    if ! "$NM" -m "$o" | grep -qE "private external _coop_trampoline\$"; then
-      echo "FAIL $o: _coop_trampoline missing or not private extern"; fail=1
+    if ! "$NM" -m "$o" | grep -qE "private external $private\$"; then
+      echo "FAIL $o: $private missing or not private extern"; fail=1
     fi
     echo "ok   $src -> $t ($fmt)"
   done
@@ -63,8 +70,7 @@ printf '%s\n' '#include <stdint.h>' \
   'namespace std { using ::uintptr_t; using ::uint64_t; using ::uint32_t; using ::uint16_t; }' >"$shim/cstdint"
 cat >"$out/fiber_probe.cpp" <<'CPP'
 #include <coop/detail/fiber_switch.hpp>
-void* probe_resume(void* to, void** save, void* d) { return coop::detail::fiber_resume(to, save, d); }
-void* probe_yield(void* to, void** save, void* d) { return coop::detail::fiber_yield(to, save, d); }
+void* probe_switch(void* to, void** save, void* d) { return coop::detail::fiber_switch(to, save, d); }
 void* probe_make(void* top) { return coop::detail::fiber_make(top); }
 CPP
 if [ -f include/coop/detail/fiber_switch.hpp ]; then

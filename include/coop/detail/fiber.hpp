@@ -77,7 +77,7 @@ inline constexpr std::size_t min_stack_size = 16 * 1024;
 // destroyed (coroutine destructor, reactor teardown): it unwinds the fiber's
 // stack so destructors run. Not a std::exception; a catch (...) inside a
 // fiber must rethrow it.
-struct forced_unwind {};
+struct COOP_API forced_unwind {};   // exported: its typeinfo must be one across libcoop.so
 
 namespace detail {
 
