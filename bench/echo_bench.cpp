@@ -40,18 +40,8 @@
 #include <thread>
 #include <vector>
 
-#if defined(COOP_BENCH_HAVE_REACTOR) && __has_include(<coop/reactor.hpp>)
-#  include <coop/reactor.hpp>
-#  define COOP_BENCH_REACTOR 1
-#else
-#  define COOP_BENCH_REACTOR 0
-#endif
-#if COOP_BENCH_REACTOR && __has_include(<coop/io.hpp>)
-#  include <coop/io.hpp>
-#  define COOP_BENCH_IO 1
-#else
-#  define COOP_BENCH_IO 0
-#endif
+#include <coop/io.hpp>
+#include <coop/reactor.hpp>
 
 #if defined(COOP_BENCH_HAVE_LIBUV) && __has_include(<uv.h>)
 #  include <uv.h>
@@ -145,8 +135,6 @@ void run_client(benchmark::State& st, int port) {
 }
 
 // ------------------------------------------------------------ coop server
-#if COOP_BENCH_REACTOR
-#  if COOP_BENCH_IO
 // What a coop user writes: coop::io parks the task on EAGAIN.
 ssize_t coop_read_some(int fd, char* buf, std::size_t n) {
     coop::io::result r = coop::io::read(fd, buf, n);
@@ -159,41 +147,6 @@ int coop_accept(int lfd) {
     coop::io::accept_result r = coop::io::accept(lfd);
     return r ? r.fd : -1;
 }
-#  else
-// Without coop::io: the same loop by hand on wait_readable/wait_writable.
-ssize_t coop_read_some(int fd, char* buf, std::size_t n) {
-    for (;;) {
-        ssize_t k = ::read(fd, buf, n);
-        if (k >= 0) return k;
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-        if (coop::wait_readable(fd)) return -1;
-    }
-}
-bool coop_write_all(int fd, const char* buf, std::size_t n) {
-    while (n > 0) {
-        ssize_t k = ::write(fd, buf, n);
-        if (k > 0) {
-            buf += k;
-            n -= static_cast<std::size_t>(k);
-        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (coop::wait_writable(fd)) return false;
-        } else if (k < 0 && errno != EINTR) {
-            return false;
-        }
-    }
-    return true;
-}
-int coop_accept(int lfd) {
-    for (;;) {
-        int c = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0) return c;
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-        if (coop::wait_readable(lfd)) return -1;
-    }
-}
-#  endif
 
 void BM_EchoCoop(benchmark::State& st) {
     int port = 0;
@@ -232,11 +185,6 @@ void BM_EchoCoop(benchmark::State& st) {
     rp->post([lfd] { coop::close(lfd); });
     server.join();
 }
-#else
-void BM_EchoCoop(benchmark::State& st) {
-    st.SkipWithError("coop::reactor (include/coop/reactor.hpp) is not in this tree");
-}
-#endif
 BENCHMARK(BM_EchoCoop)->Arg(1)->Arg(16)->UseRealTime();
 
 // ------------------------------------------------------------ libuv server

@@ -27,12 +27,7 @@
 #include <string>
 #include <vector>
 
-#if defined(COOP_BENCH_HAVE_REACTOR) && __has_include(<coop/reactor.hpp>)
-#  include <coop/reactor.hpp>
-#  define COOP_BENCH_REACTOR 1
-#else
-#  define COOP_BENCH_REACTOR 0
-#endif
+#include <coop/reactor.hpp>
 
 namespace {
 
@@ -63,7 +58,6 @@ int sleepers() {
     return 100000;
 }
 
-#if COOP_BENCH_REACTOR
 void BM_SleepingTasksMemory(benchmark::State& st) {
     const int n = static_cast<int>(st.range(0));
     for (auto _ : st) {
@@ -104,12 +98,6 @@ BENCHMARK(BM_SleepingTasksMemory)
     ->Repetitions(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-#else
-void BM_SleepingTasksMemory(benchmark::State& st) {
-    st.SkipWithError("coop::reactor (include/coop/reactor.hpp) is not in this tree");
-}
-BENCHMARK(BM_SleepingTasksMemory)->Arg(sleepers())->Iterations(1)->Repetitions(1);
-#endif
 
 } // namespace
 

@@ -67,11 +67,6 @@ endif
 
 BENCH_CPPFLAGS := -Ibench
 BENCH_LIBS :=
-# The reactor benchmarks need the reactor's implementation, not just its
-# header (the two may land at different times).
-ifneq ($(wildcard src/reactor*.cpp),)
-  BENCH_CPPFLAGS += -DCOOP_BENCH_HAVE_REACTOR=1
-endif
 ifeq ($(BENCH_HAVE_BOOST),yes)
   BENCH_CPPFLAGS += -DCOOP_BENCH_HAVE_BOOST_CONTEXT=1
   BENCH_LIBS += -lboost_context

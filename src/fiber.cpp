@@ -4,7 +4,7 @@
 // cache colours, error reporting. The switches themselves are inline.
 #include "coop/coroutine.hpp"
 #include "coop/fiber_local.hpp"
-#include "overflow.hpp"
+#include "overflow_internal.hpp"
 
 #include <cxxabi.h>
 

@@ -14,8 +14,8 @@
 // Everything the handler does is async-signal-safe: it reads the thread's
 // current frame, formats the line by hand into a local buffer, write(2)s it
 // and calls abort().
-#include "coop/debug.hpp"
-#include "overflow.hpp"
+#include "coop/overflow.hpp"
+#include "overflow_internal.hpp"
 
 #include "coop/detail/fiber.hpp"
 

@@ -11,9 +11,14 @@
 // both directions is reported as readable + writable.
 //
 // Deadlines are absolute CLOCK_MONOTONIC (= std::chrono::steady_clock)
-// nanoseconds, with sub-millisecond precision in every backend.
+// nanoseconds (src/clock.hpp), with sub-millisecond precision in every
+// backend. The events stay in the poller's buffer, in the kernel's format,
+// until the next wait(): event() translates one at a time, so there is one
+// event buffer, not a kernel one and a copy.
 #ifndef COOP_SRC_POLLER_HPP
 #define COOP_SRC_POLLER_HPP
+
+#include <coop/deadline.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -24,13 +29,10 @@ struct poll_event {
     std::uint64_t token;   // what add() was given
     bool readable;
     bool writable;
-    bool hangup;           // the peer closed its side, or an error: reads will not block
 };
 
 class poller {
 public:
-    static constexpr std::int64_t no_deadline = INT64_MAX;
-
     // Throws std::system_error when the kernel refuses.
     poller();
     ~poller();
@@ -44,12 +46,15 @@ public:
     // Drop fd's registration (errors such as an already closed fd ignored).
     void remove(int fd) noexcept;
 
-    // Wait until at least one event, wake(), or the deadline (0: don't block,
-    // no_deadline: no limit). Stores up to `capacity` events and returns how
-    // many; wake-ups and internal timer events are consumed and not
-    // reported, so 0 is possible before the deadline. EINTR is retried.
-    // Returns -errno on a failure of the poller itself.
-    int wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexcept;
+    // Wait until at least one event, wake(), or the deadline (absolute ns
+    // on the monotonic clock; 0: don't block; no_deadline_ns: no limit).
+    // Returns how many entries the kernel delivered into the poller's own
+    // buffer (read them with event()), or -errno on a failure of the poller
+    // itself. EINTR is retried.
+    int wait(std::int64_t deadline_ns) noexcept;
+    // Entry i of the last wait(): true and *out filled for an fd event;
+    // false for the poller's own (a wake-up or a timer), which it consumes.
+    bool event(int i, poll_event* out) noexcept;
 
     // Make a concurrent or the next wait() return. Any thread, async-safe.
     void wake() noexcept;
@@ -61,9 +66,6 @@ public:
 private:
     std::unique_ptr<impl> p_;
 };
-
-// CLOCK_MONOTONIC in nanoseconds.
-std::int64_t monotonic_ns() noexcept;
 
 } // namespace coop::detail
 

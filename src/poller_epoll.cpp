@@ -6,6 +6,9 @@
 // registered like any fd, with epoll_wait blocking without a timeout.
 #include "poller.hpp"
 
+#include "clock.hpp"
+#include "coop/detail/sanitizers.h"
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -21,27 +24,13 @@ namespace coop::detail {
 namespace {
 constexpr std::uint64_t kWakeToken = ~std::uint64_t{0};
 constexpr std::uint64_t kTimerToken = ~std::uint64_t{0} - 1;
-constexpr int kBatch = 256;
-
-timespec to_timespec(std::int64_t ns) noexcept {
-    timespec ts;
-    ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-    ts.tv_nsec = static_cast<long>(ns % 1000000000);
-    return ts;
-}
-} // namespace
-
-#if defined(__SANITIZE_THREAD__)
+constexpr int kBatch = 256;    // events per wait
+#if defined(COOP_TSAN)
 constexpr bool kTsan = true;
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-constexpr bool kTsan = true;
-#  else
-constexpr bool kTsan = false;
-#  endif
 #else
 constexpr bool kTsan = false;
 #endif
+} // namespace
 
 struct poller::impl {
     int ep = -1;
@@ -55,12 +44,6 @@ struct poller::impl {
     bool have_pwait2 = !kTsan;
     epoll_event events[kBatch];
 };
-
-std::int64_t monotonic_ns() noexcept {
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 poller::poller() : p_(new impl) {
     p_->ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -127,14 +110,14 @@ int call_pwait2(int ep, epoll_event* evs, int n, std::int64_t rel_ns) noexcept {
 
 } // namespace
 
-int poller::wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexcept {
+int poller::wait(std::int64_t deadline_ns) noexcept {
     impl& s = *p_;
-    const int max = capacity < kBatch ? capacity : kBatch;
+    constexpr int max = kBatch;
     int n;
     for (;;) {
         if (deadline_ns == 0) {
             n = ::epoll_wait(s.ep, s.events, max, 0);
-        } else if (deadline_ns == no_deadline) {
+        } else if (deadline_ns == no_deadline_ns) {
             n = ::epoll_wait(s.ep, s.events, max, -1);
         } else {
             const std::int64_t now = monotonic_ns();
@@ -167,34 +150,34 @@ int poller::wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexce
                 }
             }
         }
-        if (n >= 0) break;
+        if (n >= 0) return n;
         if (errno != EINTR) return -errno;
         // a signal interrupted the wait: wait again for what remains
     }
-    int k = 0;
-    for (int i = 0; i < n; ++i) {
-        const epoll_event& e = s.events[i];
-        if (e.data.u64 == kWakeToken) {
-            std::uint64_t v;
-            ssize_t r = ::read(s.wake_fd, &v, sizeof v);
-            (void)r;
-            continue;
-        }
-        if (e.data.u64 == kTimerToken) {
-            std::uint64_t v;
-            ssize_t r = ::read(s.timer_fd, &v, sizeof v);
-            (void)r;
-            s.timer_armed = -1;    // expired: re-arm next time
-            continue;
-        }
-        const bool both = (e.events & (EPOLLERR | EPOLLHUP)) != 0;
-        out[k].token = e.data.u64;
-        out[k].readable = both || (e.events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) != 0;
-        out[k].writable = both || (e.events & EPOLLOUT) != 0;
-        out[k].hangup = both || (e.events & EPOLLRDHUP) != 0;
-        ++k;
+}
+
+bool poller::event(int i, poll_event* out) noexcept {
+    impl& s = *p_;
+    const epoll_event& e = s.events[i];
+    if (e.data.u64 == kWakeToken) {
+        std::uint64_t v;
+        ssize_t r = ::read(s.wake_fd, &v, sizeof v);   // consume: the eventfd is edge-registered
+        (void)r;
+        return false;
     }
-    return k;
+    if (e.data.u64 == kTimerToken) {
+        std::uint64_t v;
+        ssize_t r = ::read(s.timer_fd, &v, sizeof v);
+        (void)r;
+        s.timer_armed = -1;    // expired: re-arm next time
+        return false;
+    }
+    // An error or hang-up stops both directions: wake readers and writers.
+    const bool both = (e.events & (EPOLLERR | EPOLLHUP)) != 0;
+    out->token = e.data.u64;
+    out->readable = both || (e.events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) != 0;
+    out->writable = both || (e.events & EPOLLOUT) != 0;
+    return true;
 }
 
 } // namespace coop::detail

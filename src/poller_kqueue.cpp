@@ -7,6 +7,8 @@
 // deadlines keep nanosecond resolution without a timer object.
 #include "poller.hpp"
 
+#include "clock.hpp"
+
 #include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
@@ -23,14 +25,7 @@ namespace coop::detail {
 
 namespace {
 constexpr std::uintptr_t kWakeIdent = 1;
-constexpr int kBatch = 256;
-
-timespec to_timespec(std::int64_t ns) noexcept {
-    timespec ts;
-    ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-    ts.tv_nsec = static_cast<long>(ns % 1000000000);
-    return ts;
-}
+constexpr int kBatch = 256;    // events per wait
 
 // udata is a pointer on some systems and an integer on others.
 template <class U>
@@ -54,12 +49,6 @@ struct poller::impl {
     int kq = -1;
     struct kevent events[kBatch];
 };
-
-std::int64_t monotonic_ns() noexcept {
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 poller::poller() : p_(new impl) {
     p_->kq = ::kqueue();
@@ -112,14 +101,12 @@ void poller::wake() noexcept {
     (void)::kevent(p_->kq, &ch, 1, nullptr, 0, nullptr);
 }
 
-int poller::wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexcept {
+int poller::wait(std::int64_t deadline_ns) noexcept {
     impl& s = *p_;
-    const int max = capacity < kBatch ? capacity : kBatch;
-    int n;
     for (;;) {
         timespec ts{};
         const timespec* tp = nullptr;
-        if (deadline_ns != no_deadline) {
+        if (deadline_ns != no_deadline_ns) {
             std::int64_t rel = 0;
             if (deadline_ns != 0) {
                 const std::int64_t now = monotonic_ns();
@@ -128,26 +115,23 @@ int poller::wait(poll_event* out, int capacity, std::int64_t deadline_ns) noexce
             ts = to_timespec(rel);
             tp = &ts;
         }
-        n = ::kevent(s.kq, nullptr, 0, s.events, max, tp);
-        if (n >= 0) break;
+        const int n = ::kevent(s.kq, nullptr, 0, s.events, kBatch, tp);
+        if (n >= 0) return n;
         if (errno != EINTR) return -errno;
         // a signal interrupted the wait: wait again for what remains
     }
-    int k = 0;
-    for (int i = 0; i < n; ++i) {
-        const struct kevent& e = s.events[i];
-        if (e.filter == EVFILT_USER) continue;     // wake-up (EV_CLEAR resets it)
-        const std::uint64_t token = from_udata(e.udata);
-        const bool err = (e.flags & EV_ERROR) != 0;
-        // EOF on the write side means the peer is gone: both directions.
-        const bool both = err || (e.filter == EVFILT_WRITE && (e.flags & EV_EOF));
-        out[k].token = token;
-        out[k].readable = both || e.filter == EVFILT_READ;
-        out[k].writable = both || e.filter == EVFILT_WRITE;
-        out[k].hangup = both || (e.flags & EV_EOF) != 0;
-        ++k;
-    }
-    return k;
+}
+
+bool poller::event(int i, poll_event* out) noexcept {
+    const struct kevent& e = p_->events[i];
+    if (e.filter == EVFILT_USER) return false;     // wake-up (EV_CLEAR resets it)
+    const bool err = (e.flags & EV_ERROR) != 0;
+    // EOF on the write side means the peer is gone: both directions.
+    const bool both = err || (e.filter == EVFILT_WRITE && (e.flags & EV_EOF));
+    out->token = from_udata(e.udata);
+    out->readable = both || e.filter == EVFILT_READ;
+    out->writable = both || e.filter == EVFILT_WRITE;
+    return true;
 }
 
 } // namespace coop::detail

@@ -167,13 +167,14 @@ void reactor_impl::fire_timers(std::int64_t now) noexcept {
 
 void reactor_impl::poll_io(std::int64_t deadline_ns) {
     ++polls;
-    const int n = poll.wait(events_, max_events, deadline_ns);
+    const int n = poll.wait(deadline_ns);
     if (n < 0) [[unlikely]] {
         std::fprintf(stderr, "coop: the %s poller failed: errno %d\n", poller::backend(), -n);
         std::abort();
     }
+    poll_event ev;
     for (int i = 0; i < n; ++i) {
-        const poll_event& ev = events_[i];
+        if (!poll.event(i, &ev)) continue;   // the poller's own (wake-up, timer)
         const int fd = static_cast<int>(static_cast<std::uint32_t>(ev.token));
         const std::uint32_t gen = static_cast<std::uint32_t>(ev.token >> 32);
         fd_entry* e = fds.find(fd);

@@ -71,8 +71,6 @@ inline std::uint64_t fd_token(int fd, std::uint32_t gen) noexcept {
 
 class reactor_impl : public scheduler {
 public:
-    static constexpr int max_events = 256;
-
     explicit reactor_impl(reactor* owner);
     ~reactor_impl();
 
@@ -113,7 +111,6 @@ private:
     posted_fn* post_head_ = nullptr;    // guarded by post_mu_
     posted_fn* post_tail_ = nullptr;    // guarded by post_mu_
     bool wake_pending_ = false;         // guarded by post_mu_: the poller was woken for posts
-    poll_event events_[max_events];
 };
 
 // The reactors alive on the calling thread, newest first.

@@ -5,7 +5,7 @@
 // under qemu-user, which cannot exec a foreign binary without binfmt_misc.
 // The gdb and perf tests drive tests/progs/debug_target as a child process.
 #include <coop/coroutine.hpp>
-#include <coop/debug.hpp>
+#include <coop/overflow.hpp>
 #include <coop/reactor.hpp>
 
 #include <gtest/gtest.h>

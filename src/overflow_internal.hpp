@@ -1,7 +1,7 @@
-// src/overflow.hpp — what the coroutine layer asks of the stack-overflow
-// reporter (src/overflow.cpp; the public side is coop/debug.hpp).
-#ifndef COOP_SRC_OVERFLOW_HPP
-#define COOP_SRC_OVERFLOW_HPP
+// src/overflow_internal.hpp — what the coroutine layer asks of the stack-overflow
+// reporter (src/overflow.cpp; the public side is coop/overflow.hpp).
+#ifndef COOP_SRC_OVERFLOW_INTERNAL_HPP
+#define COOP_SRC_OVERFLOW_INTERNAL_HPP
 
 namespace coop::detail {
 
