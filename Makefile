@@ -135,13 +135,14 @@ $(LIB_SO): $(LIB_OBJS) $(LIB_VERSION_SCRIPT)
 	  -o $(BUILD)/$(SONAME) $(LIB_OBJS) $(LDLIBS)
 	ln -sf $(SONAME) $@
 
+# $(call link_with_lib,objects): every program links the static library.
+link_with_lib = mkdir -p $(dir $@) && $(CXX) $(LDFLAGS) -o $@ $(1) $(LIB_A) $(LDLIBS)
+
 $(BIN)/coop-%: $(OBJ)/examples/%.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+	$(call link_with_lib,$<)
 
 $(BIN)/coop-echo: $(OBJ)/examples/echo_server.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+	$(call link_with_lib,$<)
 
 # ---------------------------------------------------------------- tests
 # Every tests/*_test.cpp goes into one GoogleTest binary. GoogleTest itself is
@@ -156,25 +157,17 @@ GTEST_OBJS := $(OBJ)/gtest/gtest-all.o $(OBJ)/gtest/gtest_main.o
 TEST_PROG_SRCS := $(wildcard tests/progs/*.cpp)
 TEST_PROGS := $(patsubst tests/progs/%.cpp,$(BIN)/progs/%,$(TEST_PROG_SRCS))
 
-$(OBJ)/gtest/gtest-all.o: $(GTEST_DIR)/src/gtest-all.cc
+$(OBJ)/gtest/%.o: $(GTEST_DIR)/src/%.cc $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 $(OPT) -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS) -I$(GTEST_DIR)/include -I$(GTEST_DIR) -c $< -o $@
 
-$(OBJ)/gtest/gtest_main.o: $(GTEST_DIR)/src/gtest_main.cc
-	@mkdir -p $(dir $@)
-	$(CXX) -std=c++20 $(OPT) -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS) -I$(GTEST_DIR)/include -I$(GTEST_DIR) -c $< -o $@
-
-$(OBJ)/tests/%.o: tests/%.cpp
-	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS) -I$(GTEST_DIR)/include -DCOOP_BIN_DIR='"$(abspath $(BIN))"' $(CXXFLAGS) -MMD -MP -c $< -o $@
+$(OBJ)/tests/%.o: CPPFLAGS += -I$(GTEST_DIR)/include -DCOOP_BIN_DIR='"$(abspath $(BIN))"'
 
 $(TEST_BIN): $(TEST_OBJS) $(GTEST_OBJS) $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJS) $(GTEST_OBJS) $(LIB_A) $(LDLIBS)
+	$(call link_with_lib,$(TEST_OBJS) $(GTEST_OBJS))
 
 $(BIN)/progs/%: $(OBJ)/tests/progs/%.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+	$(call link_with_lib,$<)
 
 # How to run a test binary: natively, or under qemu for a foreign arch.
 ifeq ($(ARCH),$(HOST_ARCH))

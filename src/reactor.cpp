@@ -77,6 +77,7 @@ int park_canceled(task_block* t) {
 
 void wake(task_block* t, int err) noexcept {
     if (t->state != task_state::parked) return;
+    COOP_ASSERT(t->wait == nullptr || (t->wait->task == t && t->wait->owner != nullptr));
     if (wait_node* n = t->wait) {
         if (n->owner) n->owner->remove(n);
         t->wait = nullptr;
@@ -99,6 +100,7 @@ void scheduler::reap_now() noexcept {
 void scheduler::task_ended(task_block* t) noexcept {
     auto* r = static_cast<reactor_impl*>(this);
     fiber* f = t->fib;
+    COOP_ASSERT(t->state == task_state::running && f->state == fiber_state::running);
     r->retire(t);
     if (f->unwinding) return;         // teardown frees it; the fiber exits to the teardown
     if (!t->has_handle) {
@@ -129,6 +131,7 @@ reactor_impl::~reactor_impl() {
 }
 
 task_block* reactor_impl::adopt(fiber* f, task_block* b) {
+    COOP_ASSERT(f->state == fiber_state::created && f->sched == nullptr);
     b->fib = f;
     b->owner = this;
     b->has_handle = true;

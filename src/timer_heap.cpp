@@ -4,6 +4,7 @@
 namespace coop::detail {
 
 void timer_heap::push(task_block* t, std::int64_t when) {
+    COOP_ASSERT(t->heap_index == no_heap_index);   // at most one entry per task
     entry e{when, seq_++, t};
     v_.push_back(e);
     sift_up(v_.size() - 1, e);
@@ -34,6 +35,7 @@ void timer_heap::sift_down(std::size_t i, entry e) noexcept {
 
 void timer_heap::remove(task_block* t) noexcept {
     const std::size_t i = t->heap_index;
+    COOP_ASSERT(i < v_.size() && v_[i].t == t);
     t->heap_index = no_heap_index;
     entry last = v_.back();
     v_.pop_back();

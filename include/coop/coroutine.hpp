@@ -50,6 +50,7 @@
 #ifndef COOP_COROUTINE_HPP
 #define COOP_COROUTINE_HPP
 
+#include <coop/detail/assert.hpp>
 #include <coop/detail/fiber.hpp>
 #include <coop/export.h>
 
@@ -76,6 +77,7 @@ COOP_API void* resumed_to_end(fiber* f);
 // Run f (created or suspended; checked by the caller) until it yields or
 // ends, on the calling thread.
 inline void* resume(fiber* f, void* v) {
+    COOP_ASSERT(f->state == fiber_state::created || f->state == fiber_state::suspended);
     thread_state* ts = this_thread();
     if (fiber* me = ts->current; f->caller.owner != me) [[unlikely]]
         f->caller.owner = me;             // stored only when it changes: no store-forwarding chain
@@ -90,6 +92,7 @@ inline void* resume(fiber* f, void* v) {
 inline void* yield(fiber* f, void* v) {
     if (f->unwinding && unwinding_in_destructor(f)) [[unlikely]]
         return nullptr;                       // nobody to yield to while the stack unwinds
+    COOP_ASSERT(f->state == fiber_state::running && this_thread()->current == f);
     f->state = fiber_state::suspended;
     void* in = switch_to(this_thread(), f->self, f->caller, v);
     if (f->unwinding) [[unlikely]]
