@@ -76,7 +76,7 @@ COOP_API void* resumed_to_end(fiber* f);
 
 // Run f (created or suspended; checked by the caller) until it yields or
 // ends, on the calling thread.
-inline void* resume(fiber* f, void* v) {
+[[gnu::always_inline]] inline void* resume(fiber* f, void* v) {
     COOP_ASSERT(f->state == fiber_state::created || f->state == fiber_state::suspended);
     thread_state* ts = this_thread();
     if (fiber* me = ts->current; f->caller.owner != me) [[unlikely]]
@@ -89,7 +89,7 @@ inline void* resume(fiber* f, void* v) {
 }
 
 // Suspend the running coroutine f, handing v to its resumer.
-inline void* yield(fiber* f, void* v) {
+[[gnu::always_inline]] inline void* yield(fiber* f, void* v) {
     if (f->unwinding && unwinding_in_destructor(f)) [[unlikely]]
         return nullptr;                       // nobody to yield to while the stack unwinds
     COOP_ASSERT(f->state == fiber_state::running && this_thread()->current == f);

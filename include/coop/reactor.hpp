@@ -256,7 +256,7 @@ COOP_API reactor& this_reactor();
 // Each of these throws std::logic_error when called outside a reactor task.
 
 // Go to the back of the run queue; the next runnable task runs meanwhile.
-inline void yield() {
+[[gnu::always_inline]] inline void yield() {
     detail::task_block* t = detail::current_task("coop::yield");
     detail::fiber* f = t->fib;
     if (f->unwinding) [[unlikely]] {

@@ -197,8 +197,12 @@ COOP_API void switch_fp_env(thread_state* ts, fiber_ctx& from, fiber_ctx& to) no
 // Suspend `from`, which runs on this thread, and continue `to` (suspended
 // or created), handing `data` over. Returns the data handed back by the
 // switch that continues `from` later, possibly on another thread. The
-// caller keeps the fibers' `state` fields.
-inline void* switch_to(thread_state* ts, fiber_ctx& from, fiber_ctx& to, void* data) noexcept {
+// caller keeps the fibers' `state` fields. Always inlined, as are the
+// functions around it that switch (resume, yield, park, switch_away): every
+// call site gets its own indirect jump, and no call/ret pair straddles a
+// switch (a ret would be predicted to return to the wrong fiber's caller).
+[[gnu::always_inline]] inline void* switch_to(thread_state* ts, fiber_ctx& from, fiber_ctx& to,
+                                              void* data) noexcept {
     // Exception state. Almost always nobody has any: then nothing is
     // written, so no switch waits on the stores of the one before it.
     eh_state* g = ts->eh;

@@ -154,7 +154,7 @@ struct scheduler {
     // Switch away from t, the running task, which is already queued
     // (runnable) or parked: to the next runnable task, or to the loop.
     // Returns when t is switched to again.
-    inline void switch_away(task_block* t) noexcept;
+    [[gnu::always_inline]] inline void switch_away(task_block* t) noexcept;
     // Free the stack of `reap` (out of line; we run on another stack now).
     COOP_API void reap_now() noexcept;
     // Where a task that has ended goes next; also takes its block off the
@@ -162,7 +162,7 @@ struct scheduler {
     COOP_API void task_ended(task_block* t) noexcept;
 };
 
-inline void scheduler::switch_away(task_block* t) noexcept {
+[[gnu::always_inline]] inline void scheduler::switch_away(task_block* t) noexcept {
     COOP_ASSERT(t->state == task_state::runnable || t->state == task_state::parked);
     COOP_ASSERT(t->fib->state == fiber_state::running);
     fiber_ctx* to = &loop;
@@ -214,7 +214,8 @@ COOP_API int park_canceled(task_block* t);
 // deadline (ns on the steady clock, no_deadline_ns for none) or cancel().
 // Returns 0, ETIMEDOUT or ECANCELED, or what the waker passed. Inline, so
 // that every blocking call site has its own switch (fiber_switch.hpp).
-inline int park(task_block* t, wait_list* list, wait_node* node, std::int64_t deadline_ns) {
+[[gnu::always_inline]] inline int park(task_block* t, wait_list* list, wait_node* node,
+                                       std::int64_t deadline_ns) {
     fiber* f = t->fib;
     if (f->unwinding) [[unlikely]] {
         unwind_point(f);                  // throws, unless inside a destructor
