@@ -19,6 +19,7 @@ namespace {
 constinit thread_local reactor_impl* t_reactors = nullptr;
 // The reactor whose run() executes on this thread.
 constinit thread_local reactor_impl* t_running = nullptr;
+} // namespace
 
 void bind_to_thread(reactor_impl* r) noexcept {
     r->thread_prev = nullptr;
@@ -33,7 +34,6 @@ void unbind_from_thread(reactor_impl* r) noexcept {
     if (r->thread_next) r->thread_next->thread_prev = r->thread_prev;
     r->thread_prev = r->thread_next = nullptr;
 }
-} // namespace
 
 reactor_impl* thread_reactors() noexcept { return t_reactors; }
 
@@ -142,6 +142,7 @@ task_block* reactor_impl::adopt(fiber* f, task_block* b) {
     if (all_head) all_head->all_prev = b;
     all_head = b;
     ++live;
+    if (rt) rt->add_work();
     b->state = task_state::runnable;
     rq.push(b);
     return b;
@@ -156,6 +157,7 @@ void reactor_impl::retire(task_block* t) noexcept {
     t->all_prev = t->all_next = nullptr;
     --live;
     wake_all(t->joiners, 0);
+    if (rt) rt->remove_work();
 }
 
 void reactor_impl::report_detached(std::exception_ptr e) noexcept {
@@ -187,33 +189,67 @@ void reactor_impl::poll_io(std::int64_t deadline_ns) {
     }
 }
 
-// Posts: the callable is queued and the poller woken under post_mu_, so a
-// reactor being destroyed (which takes post_mu_ first) never has its poller
-// written to after it is gone. `attention` makes the running task's next
-// hand-off go to the loop; it needs no ordering of its own (relaxed): the
-// queue is read under the mutex, and the eventfd wake-up is what a sleeping
-// loop waits for.
-void reactor_impl::post(posted_fn* p) {
-    std::lock_guard<std::mutex> lk(post_mu_);
-    p->next = nullptr;
-    if (post_tail_) post_tail_->next = p; else post_head_ = p;
-    post_tail_ = p;
+// The inbox. Producers (post(), deliver(), stop()) queue under inbox_mu_
+// and, still under it, wake the poller if the loop sleeps: a reactor being
+// destroyed takes inbox_mu_ first, so its poller is never written to after
+// it is gone. `attention` makes the running task's next hand-off go to the
+// loop; it needs no ordering of its own (relaxed): the inbox is read under
+// the mutex, and the kernel wake-up is what a sleeping loop waits for.
+void reactor_impl::signal_locked() noexcept {
     attention.store(true, std::memory_order_relaxed);
-    if (!wake_pending_) {
-        wake_pending_ = true;
+    if (!wake_pending_ && sleeping.load(std::memory_order_relaxed)) {
+        wake_pending_ = true;         // one wake-up per sleep, however many items
         poll.wake();
     }
 }
 
-bool reactor_impl::posts_pending() {
-    std::lock_guard<std::mutex> lk(post_mu_);
-    return post_head_ != nullptr;
+void reactor_impl::wake_loop() noexcept {
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    signal_locked();
 }
 
-void reactor_impl::drain_posts() {
+void reactor_impl::post(posted_fn* p) {
+    if (rt) rt->add_work();           // until it has started as a task
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    p->next = nullptr;
+    if (post_tail_) post_tail_->next = p; else post_head_ = p;
+    post_tail_ = p;
+    signal_locked();
+}
+
+void reactor_impl::deliver(remote_waiter* w) noexcept {
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    w->next = nullptr;
+    if (remote_tail_) remote_tail_->next = w; else remote_head_ = w;
+    remote_tail_ = w;
+    signal_locked();
+}
+
+bool reactor_impl::inbox_pending() {
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    return post_head_ || remote_head_;
+}
+
+void reactor_impl::deliver_remote_wakes() noexcept {
+    remote_waiter* woken;
+    {
+        std::lock_guard<std::mutex> lk(inbox_mu_);
+        woken = remote_head_;
+        remote_head_ = remote_tail_ = nullptr;
+    }
+    while (woken) {
+        remote_waiter* w = woken;
+        woken = w->next;              // read first: the task may return once woken
+        w->delivered = true;
+        wake(w->task, w->result);
+    }
+}
+
+void reactor_impl::drain_inbox() {
+    deliver_remote_wakes();
     posted_fn* list;
     {
-        std::lock_guard<std::mutex> lk(post_mu_);
+        std::lock_guard<std::mutex> lk(inbox_mu_);
         list = post_head_;
         post_head_ = post_tail_ = nullptr;
         wake_pending_ = false;
@@ -225,9 +261,10 @@ void reactor_impl::drain_posts() {
             p->launch(*owner);
         } catch (...) {
             delete p;
+            if (rt) rt->remove_work();
             // put the rest back in front, then report
             if (list) {
-                std::lock_guard<std::mutex> lk(post_mu_);
+                std::lock_guard<std::mutex> lk(inbox_mu_);
                 posted_fn* last = list;
                 while (last->next) last = last->next;
                 last->next = post_head_;
@@ -238,6 +275,7 @@ void reactor_impl::drain_posts() {
             throw;
         }
         delete p;
+        if (rt) rt->remove_work();    // it is a task now, counted as one
     }
 }
 
@@ -247,8 +285,30 @@ void reactor_impl::request_stop() noexcept {
     // From one of our own tasks the loop is not asleep: the task's next
     // switch goes to it. From anywhere else the loop may sleep in the kernel.
     if (task_block* t = current_task_or_null(); t && t->owner == this) return;
-    std::lock_guard<std::mutex> lk(post_mu_);   // see post(): never after teardown
+    std::lock_guard<std::mutex> lk(inbox_mu_);   // see signal_locked(): never after teardown
     poll.wake();
+}
+
+void deliver_remote(remote_waiter* w) noexcept {
+    task_block* t = w->task;
+    auto* r = static_cast<reactor_impl*>(t->owner);
+    if (task_block* me = current_task_or_null(); me && me->owner == r) {
+        w->delivered = true;          // same reactor: wake it here and now
+        wake(t, w->result);
+        return;
+    }
+    r->deliver(w);
+}
+
+void await_delivery(remote_waiter* w) noexcept {
+    task_block* t = w->task;
+    while (!w->delivered) {           // the inbox entry is queued (see remote.hpp)
+        // Being unwound by teardown: no switching any more; the entry is
+        // dropped with the reactor, untouched.
+        if (t->fib->unwinding) return;
+        t->state = task_state::parked;
+        t->owner->switch_away(t);
+    }
 }
 
 // The loop resumes t; returns when a task switches to the loop.
@@ -278,7 +338,7 @@ void reactor_impl::run() {
     loop.owner = nullptr;             // run() is not allowed on a fiber: the thread's stack
 
     for (;;) {
-        // Work only the loop does: errors to rethrow, stop(), posts.
+        // Work only the loop does: errors to rethrow, stop(), the inbox.
         loop_wanted = false;
         if (detached_error) [[unlikely]]
             std::rethrow_exception(std::exchange(detached_error, nullptr));
@@ -286,13 +346,23 @@ void reactor_impl::run() {
             stop_requested.store(false, std::memory_order_relaxed);
             return;
         }
-        if (attention.exchange(false, std::memory_order_relaxed)) drain_posts();
+        if (rt && rt->finished.load(std::memory_order_acquire)) [[unlikely]]
+            return;
+        if (attention.exchange(false, std::memory_order_relaxed)) drain_inbox();
 
         // Timers and the kernel: wait when nothing is runnable, else look
         // without waiting (so busy tasks cannot starve them).
         if (rq.empty()) {
-            if (live == 0 && !posts_pending()) return;
-            poll_io(timers.empty() ? no_deadline_ns : timers.next());
+            // Alone, a reactor is done when its tasks are; in a runtime,
+            // when the runtime is (another reactor may still post to it).
+            if (!rt && live == 0 && !inbox_pending()) return;
+            sleeping.store(true, std::memory_order_relaxed);
+            // Under inbox_mu_ (see `sleeping`): items, and a runtime that
+            // finished just now (all_done() signals under the same mutex).
+            const bool pending = inbox_pending() || (rt && rt->finished.load(std::memory_order_acquire));
+            poll_io(pending ? 0 : timers.empty() ? no_deadline_ns : timers.next());
+            sleeping.store(false, std::memory_order_relaxed);
+            if (pending) attention.store(true, std::memory_order_relaxed);
             if (!timers.empty()) fire_timers(monotonic_ns());
             continue;                 // see what the wait brought before running anyone
         }
@@ -312,8 +382,8 @@ void reactor_impl::teardown() noexcept {
         std::fputs("coop: a reactor was destroyed while its run() executes\n", stderr);
         std::abort();
     }
-    {   // posts and stops in flight on other threads have finished with the poller
-        std::lock_guard<std::mutex> lk(post_mu_);
+    {   // posts, deliveries and stops in flight on other threads are done with us
+        std::lock_guard<std::mutex> lk(inbox_mu_);
     }
     tearing_down = true;
     loop.owner = nullptr;
@@ -327,7 +397,11 @@ void reactor_impl::teardown() noexcept {
         if (t->state == task_state::parked) wake(t, ECANCELED);
     }
     std::size_t budget = 8 * live + 64;
-    while (!rq.empty() && budget-- > 0) {
+    for (;;) {
+        // Tasks waiting for another thread's completion get it; posts are
+        // dropped below, unstarted.
+        if (attention.exchange(false, std::memory_order_relaxed)) deliver_remote_wakes();
+        if (rq.empty() || budget-- == 0) break;
         task_block* t = rq.pop();
         if (t->fib->state == fiber_state::created) {   // never started: dropped below
             t->state = task_state::runnable;
@@ -357,9 +431,13 @@ void reactor_impl::teardown() noexcept {
     while (p) {
         posted_fn* n = p->next;
         delete p;
+        if (rt) rt->remove_work();
         p = n;
     }
     post_head_ = post_tail_ = nullptr;
+    // Deliveries still queued belong to tasks that are gone (abandoned ones
+    // included): dropped without being touched.
+    remote_head_ = remote_tail_ = nullptr;
     if (detached_error)
         std::fputs("coop: a detached task's exception was never rethrown by run() "
                    "(the reactor was destroyed first)\n", stderr);

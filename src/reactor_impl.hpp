@@ -4,9 +4,10 @@
 // Nothing here depends on the poller backend beyond src/poller.hpp.
 //
 // Invariants of the scheduler (see also coop/detail/task.hpp):
-//   1. Everything here belongs to the reactor's thread, except what post()
-//      and stop() touch: post_head_/post_tail_/wake_pending_ (under
-//      post_mu_), stop_requested and attention (atomics).
+//   1. Everything here belongs to the reactor's thread, except what other
+//      threads touch through post(), deliver_remote() and stop(): the inbox
+//      (under inbox_mu_), sleeping, stop_requested and attention (atomics),
+//      and the runtime's shared counter.
 //   2. A task is in all_head's list iff it is not done; live counts them.
 //   3. fd_waiters counts tasks parked in wait_fd(); the loop polls the kernel
 //      while tasks are runnable only when it is non-zero.
@@ -18,6 +19,7 @@
 #ifndef COOP_SRC_REACTOR_IMPL_HPP
 #define COOP_SRC_REACTOR_IMPL_HPP
 
+#include "coop/detail/remote.hpp"
 #include "coop/reactor.hpp"
 #include "poller.hpp"
 #include "timer_heap.hpp"
@@ -69,6 +71,24 @@ inline std::uint64_t fd_token(int fd, std::uint32_t gen) noexcept {
     return (std::uint64_t{gen} << 32) | static_cast<std::uint32_t>(fd);
 }
 
+class reactor_impl;
+
+// What a coop::runtime shares with its reactors (src/runtime.cpp).
+struct runtime_shared {
+    // Work left over all the runtime's reactors: live tasks plus posted
+    // callables not yet started. When it reaches 0 the runtime is finished.
+    std::atomic<std::int64_t> work{0};
+    std::atomic<bool> finished{false};
+    std::vector<reactor_impl*> reactors;
+    void add_work() noexcept { work.fetch_add(1, std::memory_order_relaxed); }
+    // acq_rel: whoever takes the count to 0 sees every other reactor's last
+    // changes; they all see `finished` through the wake-up that follows.
+    void remove_work() noexcept {
+        if (work.fetch_sub(1, std::memory_order_acq_rel) == 1) all_done();
+    }
+    void all_done() noexcept;
+};
+
 class reactor_impl : public scheduler {
 public:
     explicit reactor_impl(reactor* owner);
@@ -77,7 +97,11 @@ public:
     void run();
     task_block* adopt(fiber* f, task_block* b);
     void post(posted_fn* p);
+    // From any thread: queue w for the loop, which wakes w->task.
+    void deliver(remote_waiter* w) noexcept;
     void request_stop() noexcept;
+    // Make a sleeping loop look at its inbox and stop flags (any thread).
+    void wake_loop() noexcept;
     void forget_fd(int fd) noexcept;
     // Take t off the books: done, out of the live list, joiners woken.
     void retire(task_block* t) noexcept;
@@ -98,23 +122,38 @@ public:
     std::exception_ptr detached_error;  // rethrown by run()
     reactor_impl* thread_prev = nullptr;  // the reactors alive on this thread, newest first
     reactor_impl* thread_next = nullptr;
+    runtime_shared* rt = nullptr;         // the runtime this reactor belongs to, if any
+    // The loop is about to sleep in the kernel (or does). Written by the
+    // loop before it looks at the inbox under inbox_mu_; read by producers
+    // under inbox_mu_: the mutex orders the two, so a producer either sees
+    // it set and wakes the poller, or its item is seen before the sleep.
+    std::atomic<bool> sleeping{false};
 
 private:
     void poll_io(std::int64_t deadline_ns);
     void fire_timers(std::int64_t now) noexcept;
-    void drain_posts();
-    bool posts_pending();
+    void drain_inbox();
+    void deliver_remote_wakes() noexcept;
+    bool inbox_pending();
+    void signal_locked() noexcept;
     void teardown() noexcept;
     void resume_from_loop(task_block* t) noexcept;
 
-    std::mutex post_mu_;
-    posted_fn* post_head_ = nullptr;    // guarded by post_mu_
-    posted_fn* post_tail_ = nullptr;    // guarded by post_mu_
-    bool wake_pending_ = false;         // guarded by post_mu_: the poller was woken for posts
+    // The inbox: what other threads hand to this reactor.
+    std::mutex inbox_mu_;
+    posted_fn* post_head_ = nullptr;        // guarded by inbox_mu_: callables to start as tasks
+    posted_fn* post_tail_ = nullptr;
+    remote_waiter* remote_head_ = nullptr;  // guarded by inbox_mu_: tasks to wake
+    remote_waiter* remote_tail_ = nullptr;
+    bool wake_pending_ = false;             // guarded by inbox_mu_: the poller was woken
 };
 
 // The reactors alive on the calling thread, newest first.
 reactor_impl* thread_reactors() noexcept;
+// Enter r in (or take it out of) the calling thread's list: a reactor
+// belongs to the thread that constructs it, or that a runtime runs it on.
+void bind_to_thread(reactor_impl* r) noexcept;
+void unbind_from_thread(reactor_impl* r) noexcept;
 
 // ---------------------------------------------------------------- fd state
 // (what io.cpp and the fd waits use)
