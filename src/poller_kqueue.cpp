@@ -1,10 +1,34 @@
 // src/poller_kqueue.cpp — the kqueue backend of src/poller.hpp (macOS, the
-// BSDs; on Linux it builds against tests/kqueue_emul for `make test-kqueue`).
+// BSDs; on Linux it builds against tests/kqueue_emul, or against another
+// kqueue implementation with `make test-kqueue KQUEUE=prefix`).
 //
 // Mirrors poller_epoll.cpp: an fd is registered once with EVFILT_READ and
 // EVFILT_WRITE, both EV_CLEAR (edge-triggered); wake-ups are an EVFILT_USER
 // event triggered with NOTE_TRIGGER; the timeout is kevent's timespec, so
 // deadlines keep nanosecond resolution without a timer object.
+//
+// What it takes from kqueue(2), as the BSD kernels define it:
+//  - A filter reports activity: with EV_CLEAR, each new arrival of data,
+//    buffer space, EOF or error queues the knote again, and the filter runs
+//    once more when the event is retrieved, so its flags are current then.
+//    EV_EOF is reported with an activation like any other, not again and
+//    again: enough, since every woken waiter retries its syscall.
+//  - EV_EOF on EVFILT_READ: the read side is shut (peer's FIN, reset,
+//    shutdown(SHUT_RD), a pipe without writers); reads will not block.
+//    EV_EOF on EVFILT_WRITE: the write side is shut (a reset, a pipe
+//    without readers, but also this fd's own shutdown(SHUT_WR)); writes
+//    will not block, while reads may still wait for data. Each is mapped
+//    to its own direction only: a reset or error shuts both sides, and then
+//    both filters fire.
+//  - A socket error is reported in fflags next to EV_EOF; coop does not
+//    read it there. The kernels leave it pending, and the operation that
+//    retries (the next read, write, or io::connect's getsockopt(SO_ERROR))
+//    gets it.
+//  - Events that do not fit in the event list stay queued for the next
+//    kevent() call.
+//  - EV_ERROR comes only as the answer to a change in the changelist;
+//    EV_RECEIPT makes every change answer, and a call whose changes are
+//    answered returns without waiting for events.
 #include "poller.hpp"
 
 #include "clock.hpp"
@@ -26,6 +50,10 @@ namespace coop::detail {
 namespace {
 constexpr std::uintptr_t kWakeIdent = 1;
 constexpr int kBatch = 256;    // events per wait
+// The longest single wait. macOS's kevent fails with EINVAL for timeouts
+// beyond what it accepts as an itimer (10^8 s); a longer deadline just
+// takes several waits, as wait() may return 0 before the deadline.
+constexpr std::int64_t kMaxWaitNs = std::int64_t{1000000} * 1000000000;
 
 // udata is a pointer on some systems and an integer on others.
 template <class U>
@@ -43,6 +71,7 @@ std::uint64_t from_udata(U u) noexcept {
         return static_cast<std::uint64_t>(u);
 }
 using udata_t = decltype(std::declval<struct kevent>().udata);
+static_assert(sizeof(udata_t) >= sizeof(std::uint64_t), "kevent's udata must carry a 64-bit fd token");
 } // namespace
 
 struct poller::impl {
@@ -111,6 +140,7 @@ int poller::wait(std::int64_t deadline_ns) noexcept {
             if (deadline_ns != 0) {
                 const std::int64_t now = monotonic_ns();
                 rel = deadline_ns > now ? deadline_ns - now : 0;
+                if (rel > kMaxWaitNs) rel = kMaxWaitNs;
             }
             ts = to_timespec(rel);
             tp = &ts;
@@ -125,12 +155,19 @@ int poller::wait(std::int64_t deadline_ns) noexcept {
 bool poller::event(int i, poll_event* out) noexcept {
     const struct kevent& e = p_->events[i];
     if (e.filter == EVFILT_USER) return false;     // wake-up (EV_CLEAR resets it)
-    const bool err = (e.flags & EV_ERROR) != 0;
-    // EOF on the write side means the peer is gone: both directions.
-    const bool both = err || (e.filter == EVFILT_WRITE && (e.flags & EV_EOF));
     out->token = from_udata(e.udata);
-    out->readable = both || e.filter == EVFILT_READ;
-    out->writable = both || e.filter == EVFILT_WRITE;
+    if (e.flags & EV_ERROR) {
+        // Not an answer to a change (wait() passes none); should an
+        // implementation report one anyway, every waiter retries its
+        // syscall and meets the error itself.
+        out->readable = out->writable = true;
+    } else {
+        // Each filter wakes its own direction: EV_EOF on the write filter
+        // also follows this fd's own shutdown(SHUT_WR), which says nothing
+        // about reads; a reset or an error fires both filters.
+        out->readable = e.filter == EVFILT_READ;
+        out->writable = e.filter == EVFILT_WRITE;
+    }
     return true;
 }
 

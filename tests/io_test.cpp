@@ -164,6 +164,51 @@ TEST(Io, ConnectRefusedAndAcceptDeadline) {
     coop::close(lfd);
 }
 
+// Bytes and the FIN arrive together while the reader waits: it gets the
+// bytes, then EOF, and EOF stays: reading or waiting again does not park
+// (the kernel reports it once, with the bytes).
+TEST(Io, DataAndEofArrivingTogetherOverTcp) {
+    sockaddr_in addr;
+    int lfd = listen_loopback(addr);
+    ASSERT_GE(lfd, 0);
+    coop::reactor r;
+    int srv = -1, cli = -1;
+    std::string got;
+    std::size_t eofs = 0;
+    std::error_code ready_at_eof;
+    r.spawn([&] {
+        cli = tcp_socket();
+        ASSERT_FALSE(coop::io::connect(cli, reinterpret_cast<sockaddr*>(&addr), sizeof addr, 5s));
+        coop::io::accept_result a = coop::io::accept(lfd, 5s);
+        ASSERT_FALSE(a.error) << a.error.message();
+        srv = a.fd;
+        coop::task peer = coop::this_reactor().spawn([&] {
+            coop::yield();                   // the reader is parked by now
+            ASSERT_EQ(::write(cli, "abc", 3), 3);
+            ASSERT_EQ(::shutdown(cli, SHUT_WR), 0);
+        });
+        char buf[256];
+        for (;;) {
+            coop::io::result res = coop::io::read(srv, buf, sizeof buf, 5s);
+            ASSERT_FALSE(res.error) << res.error.message();
+            if (res.size == 0) break;
+            got.append(buf, res.size);
+        }
+        ++eofs;
+        coop::io::result again = coop::io::read(srv, buf, sizeof buf, 5s);
+        if (!again.error && again.size == 0) ++eofs;
+        ready_at_eof = coop::wait_readable(srv, 5s);
+        peer.join();
+    });
+    r.run();
+    EXPECT_EQ(got, "abc");
+    EXPECT_EQ(eofs, 2u);
+    EXPECT_FALSE(ready_at_eof) << ready_at_eof.message();
+    if (srv >= 0) coop::close(srv);
+    if (cli >= 0) coop::close(cli);
+    coop::close(lfd);
+}
+
 TEST(Io, IoOutsideATaskWorksWhenItNeedNotPark) {
     int fds[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);

@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -49,6 +51,33 @@ void fill(int fd) {
     char buf[4096] = {};
     while (::send(fd, buf, sizeof buf, MSG_NOSIGNAL) > 0) {}
 }
+
+// A connected pair of non-blocking TCP sockets on 127.0.0.1.
+struct tcp_pair {
+    int fd[2] = {-1, -1};
+    tcp_pair() {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l < 0) return;
+        if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l, 1) == 0 &&
+            ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+            fd[0] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd[0] >= 0 && ::connect(fd[0], reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+                fd[1] = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+        }
+        ::close(l);
+        for (int f : fd)
+            if (f >= 0) coop::io::set_nonblocking(f);
+    }
+    ~tcp_pair() {
+        for (int f : fd)
+            if (f >= 0) coop::close(f);
+    }
+    bool ok() const { return fd[0] >= 0 && fd[1] >= 0; }
+};
 
 } // namespace
 
@@ -236,6 +265,22 @@ TEST(ReactorTimers, SubMillisecondSleepsAreNotEarly) {
         }
     });
     r.run();
+}
+
+// A deadline years away: the poller waits in pieces it can ask the kernel
+// for (macOS's kevent refuses timeouts over 10^8 s), and the sleeper still
+// wakes for what happens meanwhile.
+TEST(ReactorTimers, DeadlineYearsAwayIsAccepted) {
+    coop::reactor r;
+    std::error_code slept;
+    coop::task sleeper = r.spawn([&] { slept = coop::sleep_for(std::chrono::hours(24 * 365 * 10)); });
+    std::thread t([&] {
+        std::this_thread::sleep_for(50ms);   // let the reactor fall asleep on that deadline
+        r.post([&] { sleeper.cancel(); });
+    });
+    r.run();
+    t.join();
+    EXPECT_EQ(slept, kCanceled);
 }
 
 TEST(ReactorTimers, PastDeadlineReturnsAtOnce) {
@@ -491,6 +536,59 @@ TEST(ReactorFd, HangupWakesBothDirectionsWithoutSpinning) {
     EXPECT_TRUE(wr.error == std::errc::broken_pipe || wr.error == std::errc::connection_reset) << wr.error.message();
     EXPECT_LE(polls_later - polls_after_hup, 3u);
     coop::close(fds[0]);
+}
+
+// Shutting down our own sending side leaves the receiving side open: the fd
+// is not readable until the peer sends or closes. (kqueue reports EV_EOF on
+// the write filter here; that must not count as a hang-up for readers.)
+TEST(ReactorFd, OwnShutdownDoesNotMakeTheFdReadable) {
+    coop::reactor r;
+    tcp_pair tp;
+    ASSERT_TRUE(tp.ok());
+    std::error_code before_peer, after_peer, writable;
+    std::string got;
+    r.spawn([&] {
+        ASSERT_EQ(::shutdown(tp.fd[0], SHUT_WR), 0);
+        writable = coop::wait_writable(tp.fd[0], 5s);    // a write would fail at once
+        before_peer = coop::wait_readable(tp.fd[0], 50ms);
+        ASSERT_EQ(::write(tp.fd[1], "late", 4), 4);
+        after_peer = coop::wait_readable(tp.fd[0], 5s);
+        char buf[16];
+        coop::io::result res = coop::io::read(tp.fd[0], buf, sizeof buf, 5s);
+        ASSERT_FALSE(res.error) << res.error.message();
+        got.assign(buf, res.size);
+    });
+    r.run();
+    EXPECT_FALSE(writable) << writable.message();
+    EXPECT_EQ(before_peer, kTimedOut);
+    EXPECT_FALSE(after_peer) << after_peer.message();
+    EXPECT_EQ(got, "late");
+}
+
+// More fds turn ready at once than one wait of the poller returns: the rest
+// stay queued in the kernel for the next wait, and every reader wakes.
+TEST(ReactorFd, MoreReadyFdsThanOneWaitReturnsAllWake) {
+    constexpr int kPairs = 200;              // both filters of each: more events than a batch
+    coop::reactor r;
+    std::vector<sock_pair> pairs(kPairs);
+    for (const sock_pair& p : pairs) ASSERT_GE(p.fd[0], 0);
+    int got = 0;
+    for (int i = 0; i < kPairs; ++i)
+        r.spawn([&, i] {
+            char c = 0;
+            coop::io::result res = coop::io::read(pairs[i].fd[0], &c, 1, 10s);
+            EXPECT_FALSE(res.error) << "reader " << i << ": " << res.error.message();
+            if (res.size == 1 && c == static_cast<char>('a' + i % 26)) ++got;
+        });
+    r.spawn([&] {
+        coop::yield();                       // every reader has parked
+        for (int i = 0; i < kPairs; ++i) {
+            const char c = static_cast<char>('a' + i % 26);
+            ASSERT_EQ(::write(pairs[i].fd[1], &c, 1), 1);
+        }
+    });
+    r.run();
+    EXPECT_EQ(got, kPairs);
 }
 
 TEST(ReactorFd, InvalidFds) {

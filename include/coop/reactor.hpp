@@ -40,8 +40,8 @@
 //
 // Several tasks may wait on the same fd and direction: an event wakes all of
 // them; each retries its operation, and those that find nothing to do wait
-// again. An error or hang-up (EPOLLERR/EPOLLHUP, EV_EOF on the write filter,
-// EV_ERROR) wakes readers and writers; being edge-triggered, it is reported
+// again. An error or hang-up (EPOLLERR/EPOLLHUP; with kqueue, EV_EOF on both
+// filters) wakes readers and writers; being edge-triggered, it is reported
 // once, not in a loop.
 //
 // Threads. A reactor and its tasks, handles and channels belong to the

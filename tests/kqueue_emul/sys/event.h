@@ -3,25 +3,46 @@
  * kqueue (Debian has no libkqueue). `make test-kqueue` puts this directory
  * on the include path and links kqueue_emul.cpp into the library.
  *
- * What it implements, with BSD semantics as far as they go here:
+ * What it implements, with the semantics of the BSD kernels (FreeBSD's
+ * kqueue(2) and socket filters) as far as they go here:
  *   filters  EVFILT_READ, EVFILT_WRITE (fds, via one epoll registration per
  *            fd carrying the union of the enabled filters) and EVFILT_USER
  *            (one eventfd per identifier)
  *   flags    EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR
- *            (edge-triggered), EV_RECEIPT; on output EV_EOF (peer hung up:
- *            EPOLLRDHUP/EPOLLHUP on the read filter, EPOLLHUP/EPOLLERR on the
- *            write filter) and EV_ERROR (a failed change, errno in data)
+ *            (edge-triggered), EV_RECEIPT; on output EV_ERROR (a failed
+ *            change, or any change with EV_RECEIPT: errno or 0 in data)
+ *   EV_EOF   EVFILT_READ: the read side is shut (peer's FIN, reset, own
+ *            SHUT_RD; a pipe whose writers are gone). EVFILT_WRITE: the
+ *            write side is shut (own FIN or SHUT_WR on TCP, reset, both
+ *            sides shut; a pipe whose readers are gone). Both as they
+ *            stand when the event is retrieved, so data and a FIN that
+ *            arrived together come as one read event with EV_EOF.
+ *   queue    an activated knote is queued once, and its filter runs again
+ *            when kevent() hands it out: an event whose condition no
+ *            longer holds is dropped, EV_DELETE/EV_DISABLE unqueue it, and
+ *            what does not fit in the event list stays queued for the next
+ *            call
+ *   data     bytes readable (EVFILT_READ), 0 (EVFILT_WRITE)
  *   fflags   NOTE_TRIGGER, NOTE_FFNOP for EVFILT_USER
  *   timeout  a timespec, honoured with nanosecond resolution (ppoll on the
- *            epoll fd); NULL waits forever
+ *            epoll fd); NULL waits forever; EINVAL for a negative one, a bad
+ *            tv_nsec, or more than 10^8 seconds (the most that some macOS
+ *            kernels accept)
+ * Where it differs from BSD:
+ *   - fflags of EV_EOF events is 0, not the socket error: Linux cannot read
+ *     a socket's pending error without clearing it, and BSD leaves it
+ *     pending for getsockopt(SO_ERROR), which is what callers rely on.
+ *   - An edge in one direction can also report the other filter of the fd
+ *     when that one is ready (one epoll registration per fd).
+ *   - EV_EOF on EVFILT_WRITE after the fd's own shutdown(SHUT_WR) is seen
+ *     for TCP sockets only (from the TCP state), not for Unix sockets.
  * What it does not: other filters (EVFILT_TIMER, EVFILT_SIGNAL, EVFILT_VNODE,
- * EVFILT_PROC), `data` counts for read/write (always 0), EV_DISPATCH,
- * NOTE_FFAND/FFOR/FFCOPY, different EV_CLEAR settings for the two filters of
- * one fd (EINVAL), and fork (kqueues are not inherited on BSD; here the epoll
- * fd would be).
- * Closing a registered fd drops its epoll registration as on BSD when no
- * other descriptor shares the open file; the emulation forgets its own
- * bookkeeping lazily (a later EV_ADD on the reused number starts afresh).
+ * EVFILT_PROC), EV_DISPATCH, NOTE_FFAND/FFOR/FFCOPY, NOTE_LOWAT, different
+ * EV_CLEAR settings for the two filters of one fd (EINVAL), and fork
+ * (kqueues are not inherited on BSD; here the epoll fd would be).
+ * Closing a registered fd drops its knotes as on BSD: the emulation notices
+ * by the file's identity (a later EV_ADD on the reused number starts afresh,
+ * queued events for the old file are dropped).
  */
 #ifndef COOP_KQUEUE_EMUL_SYS_EVENT_H
 #define COOP_KQUEUE_EMUL_SYS_EVENT_H
