@@ -554,6 +554,133 @@ TEST(Generator, ExceptionReachesTheConsumer) {
     auto it = g.begin();
     EXPECT_EQ(*it, 1);
     EXPECT_THROW(++it, std::runtime_error);
+    // the body has ended: no value is left to point at
+    EXPECT_TRUE(it == g.end());
+    EXPECT_EQ(g.next(), std::nullopt);
+    EXPECT_TRUE(g.begin() == g.end());
+}
+
+// A generator of the words w0, w1, ... w<n-1> (strings long enough to live
+// on the heap, so that a moved-from one is visibly empty).
+coop::generator<std::string> words(int n) {
+    return coop::generator<std::string>([n](coop::generator<std::string>::sink& out) {
+        for (int i = 0; i < n; ++i) out("word number " + std::to_string(i) + " of the sequence");
+    });
+}
+std::string word(int i) { return "word number " + std::to_string(i) + " of the sequence"; }
+
+TEST(Generator, RangeForAfterNextStartsAfterTheValueNextReturned) {
+    auto g = words(4);
+    EXPECT_EQ(g.next(), word(0));
+    std::vector<std::string> rest;
+    for (const std::string& w : g) rest.push_back(w);
+    EXPECT_EQ(rest, (std::vector<std::string>{word(1), word(2), word(3)}));
+}
+
+TEST(Generator, SecondRangeForAfterBreakContinuesWithTheNextValue) {
+    auto g = words(6);
+    std::vector<std::string> first, second;
+    for (const std::string& w : g) {
+        first.push_back(w);
+        if (first.size() == 2) break;
+    }
+    for (const std::string& w : g) second.push_back(w);
+    EXPECT_EQ(first, (std::vector<std::string>{word(0), word(1)}));
+    EXPECT_EQ(second, (std::vector<std::string>{word(2), word(3), word(4), word(5)}));
+    // a third loop and next() find nothing left
+    for (const std::string& w : g) ADD_FAILURE() << "delivered again: " << w;
+    EXPECT_EQ(g.next(), std::nullopt);
+}
+
+TEST(Generator, EveryMixOfNextBeginAndIncrementDeliversEachValueOnce) {
+    coop::generator<int> g([](coop::generator<int>::sink& out) {
+        for (int i = 0; i < 10; ++i) out(i);
+    });
+    std::vector<int> got;
+    auto a = g.begin();
+    got.push_back(*a);                // 0
+    got.push_back(*g.next());         // 1: after what `a` delivered
+    auto b = g.begin();               // at 2
+    got.push_back(*b);                // 2
+    got.push_back(*b);                // the same value, same delivery: read twice
+    ++b;                              // 3, not delivered yet
+    got.push_back(*g.next());         // 3: the value b points at, moved out
+    auto c = g.begin();               // nothing delivered at 3 twice: c is at 4
+    got.push_back(*c);                // 4
+    for (int v : g) got.push_back(v); // 5..9
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9}));
+    EXPECT_EQ(g.next(), std::nullopt);
+}
+
+TEST(Generator, StaleIteratorThrowsInsteadOfRepeatingAValue) {
+    auto g = words(3);
+    auto a = g.begin();
+    EXPECT_EQ(*a, word(0));
+    EXPECT_EQ(g.next(), word(1));     // moves on without a
+    EXPECT_THROW((void)*a, std::logic_error);
+    EXPECT_THROW(++a, std::logic_error);
+    auto b = g.begin();
+    EXPECT_EQ(*b, word(2));
+}
+
+TEST(Generator, LvaluesAreCopiedAndNeverMovedFrom) {
+    std::string after_const, after_var;
+    coop::generator<std::string> g([&](coop::generator<std::string>::sink& out) {
+        const std::string fixed = "a const string, long enough to be on the heap";
+        std::string var = "a mutable string, long enough to be on the heap";
+        out(fixed);
+        after_const = fixed;
+        out(var);
+        after_var = var;
+        out(var);   // the consumer moves out of what it got: var must not change
+        after_var += " | " + var;
+    });
+    EXPECT_EQ(g.next(), "a const string, long enough to be on the heap");
+    EXPECT_EQ(g.next(), "a mutable string, long enough to be on the heap");
+    auto it = g.begin();
+    std::string taken = std::move(*it);
+    EXPECT_EQ(taken, "a mutable string, long enough to be on the heap");
+    ++it;
+    EXPECT_TRUE(it == g.end());
+    EXPECT_EQ(after_const, "a const string, long enough to be on the heap");
+    EXPECT_EQ(after_var, "a mutable string, long enough to be on the heap | "
+                         "a mutable string, long enough to be on the heap");
+}
+
+struct copy_count {
+    int* copies;
+    explicit copy_count(int* c) : copies(c) {}
+    copy_count(const copy_count& o) : copies(o.copies) { ++*copies; }
+    copy_count(copy_count&&) noexcept = default;
+    copy_count& operator=(const copy_count& o) {
+        copies = o.copies;
+        ++*copies;
+        return *this;
+    }
+    copy_count& operator=(copy_count&&) noexcept = default;
+};
+
+TEST(Generator, RvaluesAreMovedNotCopied) {
+    int copies = 0;
+    coop::generator<copy_count> g([&](coop::generator<copy_count>::sink& out) {
+        out(copy_count(&copies));
+        copy_count named(&copies);
+        out(std::move(named));
+        out(named);   // an lvalue: one copy
+    });
+    EXPECT_TRUE(g.next().has_value());
+    EXPECT_TRUE(g.next().has_value());
+    EXPECT_EQ(copies, 0);
+    EXPECT_TRUE(g.next().has_value());
+    EXPECT_EQ(copies, 1);
+    EXPECT_FALSE(g.next().has_value());
+
+    coop::generator<std::unique_ptr<int>> owners([](coop::generator<std::unique_ptr<int>>::sink& out) {
+        out(std::make_unique<int>(7));
+    });
+    auto p = owners.next();
+    ASSERT_TRUE(p && *p);
+    EXPECT_EQ(**p, 7);
 }
 
 } // namespace

@@ -4,12 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
+#include <system_error>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/mman.h>
@@ -29,6 +34,14 @@ constexpr const char* kSegvReport = "SEGV";
 #else
 constexpr bool kSanitized = false;
 constexpr const char* kSegvReport = "";
+#endif
+// ThreadSanitizer maps shadow memory for what the program maps, in mappings
+// of its own that it keeps: there the process's mapping count says little
+// about coop's, and TSan aborts when the kernel refuses it a mapping.
+#if defined(COOP_TSAN)
+constexpr bool kCountsOwnMappings = false;
+#else
+constexpr bool kCountsOwnMappings = true;
 #endif
 bool died_of_segv(int status) {
     if (WIFSIGNALED(status)) return WTERMSIG(status) == SIGSEGV;
@@ -150,6 +163,128 @@ std::size_t mapping_count() {
     return n;
 }
 
+// Address ranges that stacks occupied, guards included. mapped() reads
+// /proc/self/maps line by line and adds up how much of the ranges is
+// mapped now (it allocates nothing that grows with the mapping count: the
+// test must still report when the process can no longer map memory).
+class stack_ranges {
+public:
+    explicit stack_ranges(std::size_t n) { v_.reserve(n); }
+    void add(const coop::stack& s) {
+        v_.push_back({reinterpret_cast<std::uintptr_t>(s.guard_lo()),
+                      reinterpret_cast<std::uintptr_t>(s.top())});
+    }
+    // Sorted and merged; call once after the last add().
+    void finish() {
+        std::sort(v_.begin(), v_.end());
+        std::size_t out = 0;
+        for (const range& r : v_) {
+            if (out > 0 && r.lo <= v_[out - 1].hi) v_[out - 1].hi = std::max(v_[out - 1].hi, r.hi);
+            else v_[out++] = r;
+        }
+        v_.resize(out);
+    }
+    // Bytes of the ranges some mapping covers; the first few such mappings
+    // are described in `first`.
+    std::size_t mapped(std::string* first = nullptr) const {
+        std::ifstream f("/proc/self/maps");
+        std::string line;
+        std::size_t n = 0, shown = 0;
+        while (std::getline(f, line)) {
+            char* end = nullptr;
+            const std::uintptr_t lo = std::strtoull(line.c_str(), &end, 16);
+            if (!end || *end != '-') continue;
+            const std::uintptr_t hi = std::strtoull(end + 1, nullptr, 16);
+            const std::size_t before = n;
+            auto it = std::lower_bound(v_.begin(), v_.end(), lo,
+                                       [](const range& r, std::uintptr_t a) { return r.hi <= a; });
+            for (; it != v_.end() && it->lo < hi; ++it)
+                n += std::min(hi, it->hi) - std::max(lo, it->lo);
+            if (n != before && first && shown++ < 8) *first += line + "\n";
+        }
+        return n;
+    }
+
+private:
+    struct range {
+        std::uintptr_t lo, hi;
+        bool operator<(const range& o) const { return lo < o.lo; }
+    };
+    std::vector<range> v_;
+};
+
+// A fresh mapping and a fresh thread both still work.
+void expect_process_can_still_map() {
+    void* m = ::mmap(nullptr, 1u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(m, MAP_FAILED) << "mmap: " << std::strerror(errno);
+    if (m != MAP_FAILED) {
+        EXPECT_EQ(::munmap(m, 1u << 20), 0);
+    }
+    bool ran = false;
+    try {
+        std::thread t([&] { ran = true; });
+        t.join();
+    } catch (const std::system_error& e) {
+        ADD_FAILURE() << "std::thread: " << e.what();
+    }
+    EXPECT_TRUE(ran);
+}
+
+// Half of many stacks freed in an order that leaves a live stack between
+// every two freed ones. A layout with one mapping per stack, where guards do
+// not split mappings and neighbours merge, would need one VMA per survivor:
+// past vm.max_map_count the kernel refuses the munmap, memory stays mapped
+// after everything is destroyed, and every later mmap in the process fails.
+TEST(StackScale, OutOfOrderFreeKeepsTheMappingCountBounded) {
+    // With mprotect guards every live stack is two VMAs whatever the layout,
+    // so the test holds as many as fit comfortably under the default limit.
+    const bool split = !coop::stack::guard_without_split();
+    const std::size_t n = split ? 12000 : 140000;
+    const std::size_t size = 16 * 1024;
+    coop::stack_pool_trim();
+    const std::size_t before = mapping_count();
+    stack_ranges all(n + n / 2);
+    {
+        std::vector<coop::stack> stacks;
+        stacks.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            stacks.emplace_back(size);
+            all.add(stacks.back());
+        }
+        for (std::size_t i = 0; i < n; i += 2) stacks[i] = coop::stack();
+        const std::size_t live = n / 2;
+        const std::size_t during = mapping_count();
+        if (kCountsOwnMappings) {
+            if (split)
+                EXPECT_LE(during, before + 2 * live + 64);   // two VMAs per live stack, no more
+            else
+                EXPECT_LE(during, before + live / 16) << "the survivors split the stacks' mappings";
+        }
+        expect_process_can_still_map();
+        // the survivors are intact and usable (a sample: touching all would
+        // commit a page each)
+        for (std::size_t i = 1; i < n; i += 2 * 17) {
+            static_cast<char*>(stacks[i].top())[-1] = 1;
+            ASSERT_EQ(static_cast<char*>(stacks[i].top())[-1], 1);
+        }
+        // and the freed ones can be had again, in the holes or elsewhere
+        for (std::size_t i = 0; i < n; i += 2) {
+            stacks[i] = coop::stack(size);
+            all.add(stacks[i]);
+        }
+    }
+    coop::stack_pool_trim();
+    all.finish();
+    std::string left;
+    EXPECT_EQ(all.mapped(&left), 0u)
+        << "stack memory still mapped after destroy + trim:\n" << left;
+    // glibc keeps the stack and the malloc arena of the thread started above
+    if (kCountsOwnMappings) {
+        EXPECT_LE(mapping_count(), before + 16);
+    }
+    expect_process_can_still_map();
+}
+
 TEST(Stack, GuardInstallDoesNotSplitMappings) {
     if (!coop::stack::guard_without_split())
         GTEST_SKIP() << "this kernel (or emulator) lacks MADV_GUARD_INSTALL; guards use mprotect";
@@ -168,6 +303,234 @@ TEST(Stack, GuardInstallDoesNotSplitMappings) {
             std::_Exit(0);
         },
         died_of_segv, kSegvReport);
+}
+
+TEST(Stack, ADestroyedStackGivesItsPagesBack) {
+    coop::stack_pool_trim();
+    const std::size_t pages = 32;
+    // Neighbours of the same size keep the stack's slab in use, so its range
+    // normally stays mapped and only its pages go.
+    coop::stack before(pages * page());
+    coop::stack s(pages * page());
+    coop::stack after(pages * page());
+    std::memset(s.bottom(), 1, s.size());
+    ASSERT_EQ(resident_in(s.bottom(), s.size()), pages);
+    void* lo = s.bottom();
+    s = coop::stack();
+    std::vector<unsigned char> v(pages);
+    if (::mincore(lo, pages * page(), v.data()) == 0) {
+        std::size_t resident = 0;
+        for (unsigned char c : v) resident += c & 1;
+        EXPECT_EQ(resident, 0u) << "the freed stack's pages are still in memory";
+    } else {
+        EXPECT_EQ(errno, ENOMEM);   // or the range was unmapped altogether
+    }
+}
+
+TEST(Stack, APooledStackKeepsItsPagesUntilTrim) {
+    coop::stack_pool_trim();
+    const std::size_t pages = 16;
+    coop::stack neighbour(pages * page());
+    void* lo = nullptr;
+    {
+        coop::stack s = coop::stack::pooled(pages * page());
+        lo = s.bottom();
+        std::memset(s.bottom(), 1, s.size());
+    }
+    ASSERT_EQ(coop::stack_pool_size(), 1u);
+    EXPECT_EQ(resident_in(lo, pages * page()), pages);   // documented: kept while pooled
+    coop::stack_pool_trim();
+    EXPECT_EQ(coop::stack_pool_size(), 0u);
+    std::vector<unsigned char> v(pages);
+    if (::mincore(lo, pages * page(), v.data()) == 0) {
+        std::size_t resident = 0;
+        for (unsigned char c : v) resident += c & 1;
+        EXPECT_EQ(resident, 0u) << "trim left the pooled stack's pages in memory";
+    } else {
+        EXPECT_EQ(errno, ENOMEM);
+    }
+}
+
+TEST(Stack, AReusedStackIsStillGuarded) {
+    coop::stack_pool_trim();
+    const std::size_t size = 6 * page();
+    coop::stack keep(size);
+    coop::stack first(size);
+    first = coop::stack();
+    coop::stack again(size);   // the range `first` left, or a fresh one
+    std::memset(again.bottom(), 2, again.size());
+    EXPECT_EXIT(
+        {
+            volatile char* p = static_cast<char*>(again.bottom()) - 1;
+            *p = 1;
+            std::_Exit(0);
+        },
+        died_of_segv, kSegvReport);
+}
+
+TEST(Stack, MemoryUsageCountsStacksAndSlabs) {
+    coop::stack_pool_trim();
+    const std::size_t size = 7 * page();
+    const coop::stack_memory before = coop::stack_memory_usage();
+    {
+        std::vector<coop::stack> v;
+        for (int i = 0; i < 10; ++i) v.emplace_back(size);
+        v.push_back(coop::stack::pooled(size));
+        const coop::stack_memory during = coop::stack_memory_usage();
+        EXPECT_EQ(during.stacks, before.stacks + 11);
+        const std::size_t per = coop::stack::stacks_per_slab(size);
+        ASSERT_GE(per, 1u);
+        EXPECT_GE(during.slabs, before.slabs + (11 + per - 1) / per);
+        EXPECT_GE(during.mapped_bytes, before.mapped_bytes + 11 * (size + page()));
+    }
+    // the pooled one waits in this thread's pool and still counts
+    EXPECT_EQ(coop::stack_memory_usage().stacks, before.stacks + 1);
+    coop::stack_pool_trim();
+    const coop::stack_memory after = coop::stack_memory_usage();
+    EXPECT_EQ(after.stacks, before.stacks);
+    EXPECT_LE(after.slabs, before.slabs);
+    EXPECT_EQ(after.release_failures, before.release_failures);
+}
+
+TEST(Stack, StacksPerSlab) {
+    EXPECT_EQ(coop::stack::stacks_per_slab(0), 0u);
+    EXPECT_EQ(coop::stack::stacks_per_slab(coop::max_stack_size + 1), 0u);
+    EXPECT_EQ(coop::stack::stacks_per_slab(coop::max_stack_size), 1u);
+    if (coop::stack::guard_without_split())
+        EXPECT_EQ(coop::stack::stacks_per_slab(coop::default_stack_size), 64u);
+    else
+        EXPECT_EQ(coop::stack::stacks_per_slab(coop::default_stack_size), 1u);
+}
+
+// Stacks made on one thread, some freed there, the rest freed on another;
+// both threads end. Whatever sat in their pools goes back to the slabs and
+// a trim on a third thread unmaps it all.
+TEST(StackScale, StacksFreedOnAnotherThreadAreReleasedWhenThreadsEnd) {
+    const bool split = !coop::stack::guard_without_split();
+    const std::size_t n = split ? 7000 : 20000;   // the freer frees more than its pool holds
+    const std::size_t size = 24 * 1024;
+    coop::stack_pool_trim();
+    const coop::stack_memory before = coop::stack_memory_usage();
+    std::vector<coop::stack> made;
+    stack_ranges all(n);
+    std::thread maker([&] {
+        made.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            made.push_back(coop::stack::pooled(size));
+            all.add(made.back());
+        }
+        for (std::size_t i = 0; i < n; i += 3) made[i] = coop::stack();   // into this thread's pool
+    });
+    maker.join();
+    std::size_t pooled_on_freer = 0, freed_by_freer = 0;
+    std::thread freer([&] {
+        for (std::size_t i = 1; i < n; i += 2) {
+            if (made[i]) ++freed_by_freer;
+            made[i] = coop::stack();
+        }
+        for (coop::stack& s : made) {
+            if (s) ++freed_by_freer;
+            s = coop::stack();
+        }
+        pooled_on_freer = coop::stack_pool_size();
+    });
+    freer.join();
+    EXPECT_EQ(pooled_on_freer, std::min(freed_by_freer, coop::pool_capacity));
+    EXPECT_EQ(coop::stack_pool_size(), 0u);
+    EXPECT_EQ(coop::stack_memory_usage().stacks, before.stacks) << "stacks pooled by ended threads were lost";
+    coop::stack_pool_trim();
+    all.finish();
+    std::string left;
+    EXPECT_EQ(all.mapped(&left), 0u) << "stack memory still mapped after the threads ended + trim:\n" << left;
+    expect_process_can_still_map();
+}
+
+// True when one mapping covers all of [lo, hi).
+bool one_mapping_covers(std::uintptr_t lo, std::uintptr_t hi) {
+    std::ifstream f("/proc/self/maps");
+    std::string line;
+    while (std::getline(f, line)) {
+        char* end = nullptr;
+        const std::uintptr_t a = std::strtoull(line.c_str(), &end, 16);
+        const std::uintptr_t b = std::strtoull(end + 1, nullptr, 16);
+        if (a <= lo && hi <= b) return true;
+    }
+    return false;
+}
+
+// The kernel refuses to unmap a slab in the middle of merged slabs when the
+// split would pass vm.max_map_count. Nothing may be lost: the slab stays
+// registered, its stacks are handed out again (without any new mapping,
+// which the kernel would refuse too), and a later trim unmaps it.
+TEST(StackScale, UnmapRefusedAtTheMappingLimitLosesNothing) {
+    if (!coop::stack::guard_without_split())
+        GTEST_SKIP() << "needs MADV_GUARD_INSTALL: with mprotect guards a slab is one stack of two "
+                        "VMAs and unmapping it never splits a VMA";
+    if (!kCountsOwnMappings)
+        GTEST_SKIP() << "ThreadSanitizer needs mappings of its own and aborts at the mapping limit";
+    long limit = 0;
+    {
+        std::ifstream f("/proc/sys/vm/max_map_count");
+        f >> limit;
+    }
+    if (limit <= 0 || limit > (1 << 18))
+        GTEST_SKIP() << "vm.max_map_count is " << limit << ": too large to fill in a test";
+    const std::size_t size = 13 * page();   // a size no other test uses
+    const std::size_t per = coop::stack::stacks_per_slab(size);
+    ASSERT_GE(per, 2u);
+    coop::stack_pool_trim();
+    std::vector<coop::stack> stacks;
+    stacks.reserve(4 * per);
+    stack_ranges all(8 * per);
+    std::uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (std::size_t i = 0; i < 4 * per; ++i) {
+        stacks.emplace_back(size);
+        all.add(stacks.back());
+        lo = std::min(lo, reinterpret_cast<std::uintptr_t>(stacks.back().guard_lo()));
+        hi = std::max(hi, reinterpret_cast<std::uintptr_t>(stacks.back().top()));
+    }
+    if (hi - lo != 4 * per * (size + page()) || !one_mapping_covers(lo, hi))
+        GTEST_SKIP() << "the four slabs did not end up side by side in one merged VMA";
+
+    // Use up the mapping count: one-page mappings that cannot merge.
+    std::vector<void*> filler;
+    filler.reserve(static_cast<std::size_t>(limit));
+    for (int prot = PROT_READ;; prot ^= PROT_READ) {
+        void* m = ::mmap(nullptr, page(), prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) break;
+        filler.push_back(m);
+        if (filler.size() == filler.capacity()) break;
+    }
+    const coop::stack_memory full = coop::stack_memory_usage();
+    // Freed slab by slab: the first becomes the spare, the next ones sit
+    // between merged neighbours and cannot be unmapped now.
+    stacks.clear();
+    const coop::stack_memory refused = coop::stack_memory_usage();
+    // All stacks again: the slabs kept serve them; the process has no
+    // mapping to spare, so none of them may need a new one.
+    std::size_t made = 0;
+    try {
+        for (std::size_t i = 0; i < 3 * per; ++i) {
+            stacks.emplace_back(size);
+            static_cast<char*>(stacks.back().top())[-1] = 1;
+            ++made;
+        }
+    } catch (const std::system_error&) {
+    }
+    const coop::stack_memory reused = coop::stack_memory_usage();
+    stacks.clear();
+    for (void* m : filler) ASSERT_EQ(::munmap(m, page()), 0);
+    filler.clear();
+
+    EXPECT_GE(refused.release_failures, full.release_failures + 1);
+    EXPECT_GE(refused.slabs + 1, full.slabs) << "refused slabs must stay registered";
+    EXPECT_EQ(made, 3 * per) << "stacks of the slabs kept could not be had again at the limit";
+    EXPECT_EQ(reused.slabs, refused.slabs) << "a slab was mapped although slabs were kept";
+    coop::stack_pool_trim();   // now the unmaps go through
+    all.finish();
+    std::string left;
+    EXPECT_EQ(all.mapped(&left), 0u) << "slabs refused at the limit stayed mapped after trim:\n" << left;
+    expect_process_can_still_map();
 }
 
 } // namespace
