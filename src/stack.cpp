@@ -52,7 +52,7 @@
 #  endif
 #endif
 
-#include "coop/detail/fiber_hooks.hpp"   // COOP_ASAN
+#include "coop/detail/sanitizers.h"   // COOP_ASAN
 
 #if defined(COOP_ASAN)
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
