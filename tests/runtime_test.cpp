@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -414,6 +415,27 @@ TEST(Offload, ResolvesAHostNameWithGetaddrinfo) {
     });
     r.run();
     EXPECT_TRUE(first == std::to_string(AF_INET) || first == std::to_string(AF_INET6)) << first;
+}
+
+#ifndef COOP_BIN_DIR
+#  define COOP_BIN_DIR "build/x86_64/bin"
+#endif
+
+TEST(Offload, TheResolveExampleResolvesLocalhost) {
+    // Under qemu the example runs under the same emulator as this binary.
+    const char* prefix = std::getenv("COOP_RUN_PREFIX");
+    const std::string cmd = std::string(prefix ? prefix : "") + " " + COOP_BIN_DIR +
+                            "/coop-resolve localhost 80 2>/dev/null";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    const int status = ::pclose(p);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_TRUE(out.find("localhost 127.0.0.1") != std::string::npos ||
+                out.find("localhost ::1") != std::string::npos)
+        << out;
 }
 
 TEST(Offload, OutsideATaskIsALogicError) {
