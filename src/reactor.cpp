@@ -109,7 +109,7 @@ void scheduler::task_ended(task_block* t) noexcept {
         reap = t;                     // freed once we run on another stack
     }
     fiber_ctx* to = &loop;
-    if (hops_left != 0 && !loop_wanted && !attention.load(std::memory_order_relaxed)) {
+    if (hops_left != 0 && !attention.load(std::memory_order_relaxed)) {
         --hops_left;
         if (task_block* n = rq.pop()) {
             COOP_ASSERT(n->state == task_state::runnable);
@@ -163,7 +163,7 @@ void reactor_impl::retire(task_block* t) noexcept {
 void reactor_impl::report_detached(std::exception_ptr e) noexcept {
     if (tearing_down) return;         // nobody left to tell: the reactor is going away
     if (!detached_error) detached_error = std::move(e);
-    loop_wanted = true;
+    attention.store(true, std::memory_order_relaxed);
 }
 
 void reactor_impl::fire_timers(std::int64_t now) noexcept {
@@ -339,7 +339,6 @@ void reactor_impl::run() {
 
     for (;;) {
         // Work only the loop does: errors to rethrow, stop(), the inbox.
-        loop_wanted = false;
         if (detached_error) [[unlikely]]
             std::rethrow_exception(std::exchange(detached_error, nullptr));
         if (stop_requested.load(std::memory_order_relaxed)) [[unlikely]] {
