@@ -311,6 +311,24 @@ void await_delivery(remote_waiter* w) noexcept {
     }
 }
 
+// Spin up to ns (or to the next timer) for `attention`, the flag producers
+// set with every inbox item; true if it came.
+bool reactor_impl::spin_for_attention(std::int64_t ns) noexcept {
+    std::int64_t until = monotonic_ns() + ns;
+    if (!timers.empty() && timers.next() < until) until = timers.next();
+    do {
+        for (int i = 0; i < 64; ++i) {
+            if (attention.load(std::memory_order_relaxed)) return true;
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            asm volatile("yield");
+#endif
+        }
+    } while (monotonic_ns() < until);
+    return false;
+}
+
 // The loop resumes t; returns when a task switches to the loop.
 inline void reactor_impl::resume_from_loop(task_block* t) noexcept {
     COOP_ASSERT(t->state == task_state::runnable);
@@ -355,6 +373,11 @@ void reactor_impl::run() {
             // Alone, a reactor is done when its tasks are; in a runtime,
             // when the runtime is (another reactor may still post to it).
             if (!rt && live == 0 && !inbox_pending()) return;
+            // In a runtime, spin a little before sleeping: a value handed
+            // over by another reactor then costs a cache-line transfer
+            // instead of a kernel wake-up of this thread (producers write
+            // the eventfd only while `sleeping` is set).
+            if (rt && rt->idle_spin_ns > 0 && spin_for_attention(rt->idle_spin_ns)) continue;
             sleeping.store(true, std::memory_order_relaxed);
             // Under inbox_mu_ (see `sleeping`): items, and a runtime that
             // finished just now (all_done() signals under the same mutex).

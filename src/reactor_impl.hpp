@@ -80,6 +80,7 @@ struct runtime_shared {
     std::atomic<std::int64_t> work{0};
     std::atomic<bool> finished{false};
     std::vector<reactor_impl*> reactors;
+    std::int64_t idle_spin_ns = 0;        // how long an idle reactor spins before sleeping
     void add_work() noexcept { work.fetch_add(1, std::memory_order_relaxed); }
     // acq_rel: whoever takes the count to 0 sees every other reactor's last
     // changes; they all see `finished` through the wake-up that follows.
@@ -138,6 +139,7 @@ private:
     void signal_locked() noexcept;
     void teardown() noexcept;
     void resume_from_loop(task_block* t) noexcept;
+    bool spin_for_attention(std::int64_t ns) noexcept;
 
     // The inbox: what other threads hand to this reactor.
     std::mutex inbox_mu_;

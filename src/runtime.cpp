@@ -57,6 +57,7 @@ struct runtime::impl {
 runtime::runtime(runtime_options o) : impl_(new impl) {
     impl_->opts = o;
     impl_->cpus = online_cpus();
+    impl_->shared.idle_spin_ns = o.idle_spin.count() > 0 ? o.idle_spin.count() : 0;
     std::size_t n = o.threads;
     if (n == 0) {
         const long c = ::sysconf(_SC_NPROCESSORS_ONLN);

@@ -2,6 +2,8 @@
 // between tasks of different reactors, and the offload pool. Real threads,
 // real kernel wake-ups; outcomes and ordering only, never speed.
 #include <coop/channel.hpp>
+#include <coop/io.hpp>
+#include <coop/listener.hpp>
 #include <coop/offload.hpp>
 #include <coop/reactor.hpp>
 #include <coop/runtime.hpp>
@@ -9,7 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <unistd.h>
 #include <sched.h>
 #include <sys/socket.h>
 
@@ -295,6 +300,77 @@ TEST(SharedChannel, OutsideATaskOnlyWhatNeedNotPark) {
     EXPECT_FALSE(ch.recv(v));
     EXPECT_EQ(v, 1);
     EXPECT_THROW(ch.recv(v), std::logic_error);
+}
+
+// ---------------------------------------------------------------- listener
+
+// A blocking client: connect to 127.0.0.1:port, send `msg`, read it back.
+std::string echo_once(std::uint16_t port, const std::string& msg) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string got;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::send(fd, msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size())) {
+        char buf[256];
+        while (got.size() < msg.size()) {
+            const ssize_t k = ::recv(fd, buf, sizeof buf, 0);
+            if (k <= 0) break;
+            got.append(buf, static_cast<std::size_t>(k));
+        }
+    }
+    ::close(fd);
+    return got;
+}
+
+void serve_echo(int fd) {
+    char buf[256];
+    for (;;) {
+        coop::io::result r = coop::io::read(fd, buf, sizeof buf, 5s);
+        if (!r || r.size == 0) break;
+        if (!coop::io::write_all(fd, buf, r.size, 5s)) break;
+    }
+    coop::close(fd);
+}
+
+TEST(Listener, BothModesServeEveryReactorAndCloseEndsTheRuntime) {
+    for (coop::accept_mode mode : {coop::accept_mode::round_robin, coop::accept_mode::reuseport}) {
+        coop::runtime rt({.threads = 2});
+        coop::listener l(rt, {.host = "127.0.0.1", .port = 0, .mode = mode}, [](int fd) {
+            serve_echo(fd);
+        });
+        ASSERT_NE(l.port(), 0);
+        EXPECT_EQ(l.mode(), mode);
+        std::atomic<int> right{0};
+        const int clients = 40;
+        std::thread driver([&] {
+            for (int i = 0; i < clients; ++i)
+                if (echo_once(l.port(), "hello " + std::to_string(i)) == "hello " + std::to_string(i)) ++right;
+            l.close();                                       // the accepting tasks end, then run()
+        });
+        rt.run();
+        driver.join();
+        EXPECT_EQ(right.load(), clients);
+        EXPECT_EQ(l.accepted(0) + l.accepted(1), static_cast<std::uint64_t>(clients));
+        if (mode == coop::accept_mode::round_robin) {       // an even spread, by construction
+            EXPECT_EQ(l.accepted(0), static_cast<std::uint64_t>(clients / 2));
+            EXPECT_EQ(l.accepted(1), static_cast<std::uint64_t>(clients / 2));
+        }
+    }
+}
+
+TEST(Listener, AutomaticIsRoundRobinAndBadHostsAreRefused) {
+    coop::runtime rt({.threads = 1});
+    EXPECT_THROW(coop::listener(rt, {.host = "not an address"}, [](int) {}), std::system_error);
+    coop::listener l(rt, {}, [](int fd) { coop::close(fd); });
+    EXPECT_EQ(l.mode(), coop::accept_mode::round_robin);
+    EXPECT_THROW(coop::listener(rt, {.port = l.port(), .mode = coop::accept_mode::round_robin},
+                                [](int) {}),
+                 std::system_error);                        // address in use
+    l.close();
+    rt.run();
 }
 
 // ---------------------------------------------------------------- offload

@@ -24,6 +24,7 @@
 #include <coop/export.h>
 #include <coop/reactor.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <utility>
@@ -35,6 +36,11 @@ struct runtime_options {
     std::size_t threads = 0;
     // Pin reactor i's thread to the i-th online CPU (modulo their number).
     bool pin = false;
+    // How long a reactor with nothing to run spins, watching for work from
+    // other reactors, before it sleeps in the kernel. A value handed to a
+    // spinning reactor costs a cache-line transfer; to a sleeping one, a
+    // system call and a thread wake-up. 0: sleep at once.
+    std::chrono::nanoseconds idle_spin = std::chrono::microseconds(3);
 };
 
 class runtime {
