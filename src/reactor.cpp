@@ -136,11 +136,15 @@ task_block* reactor_impl::adopt(fiber* f, task_block* b) {
     b->owner = this;
     b->has_handle = true;
     b->canceled = tearing_down;       // a task spawned during teardown never starts
+    if (free_slots_.empty()) {
+        live_.push_back(nullptr);                    // may throw: nothing is changed yet
+        free_slots_.reserve(live_.capacity());       // retire() then never allocates
+        free_slots_.push_back(static_cast<std::uint32_t>(live_.size() - 1));
+    }
+    b->slot = free_slots_.back();
+    free_slots_.pop_back();
+    live_[b->slot] = b;
     f->sched = b;
-    b->all_prev = nullptr;
-    b->all_next = all_head;
-    if (all_head) all_head->all_prev = b;
-    all_head = b;
     ++live;
     if (rt) rt->add_work();
     b->state = task_state::runnable;
@@ -152,9 +156,9 @@ void reactor_impl::retire(task_block* t) noexcept {
     COOP_ASSERT(t->state != task_state::done);
     COOP_ASSERT(t->wait == nullptr && t->heap_index == no_heap_index);
     t->state = task_state::done;
-    if (t->all_prev) t->all_prev->all_next = t->all_next; else all_head = t->all_next;
-    if (t->all_next) t->all_next->all_prev = t->all_prev;
-    t->all_prev = t->all_next = nullptr;
+    COOP_ASSERT(live_[t->slot] == t);
+    live_[t->slot] = nullptr;
+    free_slots_.push_back(t->slot);                  // within the reserved capacity
     --live;
     wake_all(t->joiners, 0);
     if (rt) rt->remove_work();
@@ -414,7 +418,8 @@ void reactor_impl::teardown() noexcept {
     // 1. Cancel every task and run them: blocking calls fail with ECANCELED
     //    (after one trip through the loop), so most tasks end by themselves.
     //    A bounded number of rounds: a task that ignores ECANCELED moves on.
-    for (task_block* t = all_head; t; t = t->all_next) {
+    for (task_block* t : live_) {
+        if (!t) continue;
         t->canceled = true;
         if (t->state == task_state::parked) wake(t, ECANCELED);
     }
@@ -435,19 +440,26 @@ void reactor_impl::teardown() noexcept {
 
     // 2. Unwind what is left: forced_unwind from the switch each task is
     //    suspended in; tasks that never started are dropped without running.
-    while (task_block* t = all_head) {
-        fiber* f = t->fib;
-        if (f->state == fiber_state::suspended) {
-            if (t->wait || t->heap_index != no_heap_index) park_unwound(t, t->wait);
-            t->state = task_state::running;
-            unwind_fiber(f);          // its exit comes back here (fiber::caller)
-            if (reap) reap_now();
+    //    (A task unwound here may spawn: its task takes any free slot, so
+    //    sweep until none is left.)
+    while (live > 0) {
+        for (std::size_t i = 0; i < live_.size(); ++i) {
+            task_block* t = live_[i];
+            if (!t) continue;
+            fiber* f = t->fib;
+            if (f->state == fiber_state::suspended) {
+                if (t->wait || t->heap_index != no_heap_index) park_unwound(t, t->wait);
+                t->state = task_state::running;
+                unwind_fiber(f);      // its exit comes back here (fiber::caller)
+                if (reap) reap_now();
+            }
+            if (t->state != task_state::done) retire(t);
+            t->owner = nullptr;
+            if (f->state == fiber_state::abandoned) continue;   // diagnosed; its stack is leaked
+            if (!t->has_handle) destroy_fiber(f);                // else the handle frees it
         }
-        if (t->state != task_state::done) retire(t);
-        t->owner = nullptr;
-        if (f->state == fiber_state::abandoned) continue;   // diagnosed; its stack is leaked
-        if (!t->has_handle) destroy_fiber(f);                // else the handle frees it
     }
+    rq = run_queue{};
 
     posted_fn* p = post_head_;
     while (p) {

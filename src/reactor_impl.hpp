@@ -8,7 +8,10 @@
 //      threads touch through post(), deliver_remote() and stop(): the inbox
 //      (under inbox_mu_), sleeping, stop_requested and attention (atomics),
 //      and the runtime's shared counter.
-//   2. A task is in all_head's list iff it is not done; live counts them.
+//   2. A task has a slot in live_ iff it is not done (live counts them);
+//      free_slots_ holds the others and has room for all of them, so that
+//      retiring a task never allocates. The table is the reactor's own
+//      memory: spawning and ending a task touch no other task's stack.
 //   3. fd_waiters counts tasks parked in wait_fd(); the loop polls the kernel
 //      while tasks are runnable only when it is non-zero.
 //   4. reap is non-null only between a detached task's end and the next
@@ -113,7 +116,6 @@ public:
     poller poll;
     timer_heap timers;
     fd_table fds;
-    task_block* all_head = nullptr;     // live tasks (invariant 2)
     std::size_t fd_waiters = 0;         // tasks inside wait_fd (invariant 3)
     std::uint64_t polls = 0;
     bool running = false;               // run() executes
@@ -142,6 +144,9 @@ private:
     bool spin_for_attention(std::int64_t ns) noexcept;
 
     // The inbox: what other threads hand to this reactor.
+    std::vector<task_block*> live_;          // live tasks by slot; null where free (invariant 2)
+    std::vector<std::uint32_t> free_slots_;  // slots of live_ that are free
+
     std::mutex inbox_mu_;
     posted_fn* post_head_ = nullptr;        // guarded by inbox_mu_: callables to start as tasks
     posted_fn* post_tail_ = nullptr;

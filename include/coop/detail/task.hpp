@@ -104,8 +104,7 @@ struct task_block {
     fiber* fib = nullptr;                 // the task's fiber
     scheduler* owner = nullptr;           // its reactor; null once the reactor is gone
     task_block* next = nullptr;           // run queue link (runnable)
-    task_block* all_prev = nullptr;       // the reactor's list of live tasks (not done)
-    task_block* all_next = nullptr;
+    std::uint32_t slot = 0;               // its place in the reactor's table of live tasks
     wait_node* wait = nullptr;            // the wait list entry it is parked on (parked)
     std::uint32_t heap_index = no_heap_index;  // its timer heap slot (parked with a deadline)
     int wake_err = 0;                     // what the pending park() returns
