@@ -82,6 +82,7 @@ constinit thread_local unsigned t_colour [[gnu::tls_model("initial-exec")]] = 0;
 
 std::uint64_t next_id() noexcept {
     if (t_id_next == t_id_end) [[unlikely]] {
+        // relaxed: only uniqueness matters, which the RMW gives by itself
         t_id_next = g_next_id_block.fetch_add(kIdBlock, std::memory_order_relaxed);
         t_id_end = t_id_next + kIdBlock;
     }

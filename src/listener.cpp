@@ -27,9 +27,9 @@ struct listener::state {
     accept_mode mode = accept_mode::round_robin;
     std::string host;
     std::uint16_t port = 0;
-    std::vector<std::atomic<std::uint64_t>> counts;   // connections per reactor
-    std::atomic<bool> closed{false};
-    std::atomic<std::uint64_t> next{0};                // round robin: the next reactor
+    std::vector<std::atomic<std::uint64_t>> counts;   // connections per reactor (statistics: relaxed)
+    std::atomic<bool> closed{false};                   // acquire/release: the sockets are under mu anyway
+    std::atomic<std::uint64_t> next{0};                // round robin: the next reactor (relaxed)
     std::mutex mu;
     std::vector<int> fds;          // guarded by mu: listening socket per reactor, -1 where none
 

@@ -84,6 +84,9 @@ struct runtime_shared {
     std::atomic<bool> finished{false};
     std::vector<reactor_impl*> reactors;
     std::int64_t idle_spin_ns = 0;        // how long an idle reactor spins before sleeping
+    // relaxed: an increment always happens before the decrement that pairs
+    // with it (same thread, or through the inbox mutex), so the count cannot
+    // reach 0 early; only the decrement to 0 needs to order (below).
     void add_work() noexcept { work.fetch_add(1, std::memory_order_relaxed); }
     // acq_rel: whoever takes the count to 0 sees every other reactor's last
     // changes; they all see `finished` through the wake-up that follows.

@@ -22,7 +22,7 @@ namespace coop {
 namespace detail {
 
 void runtime_shared::all_done() noexcept {
-    finished.store(true, std::memory_order_release);
+    finished.store(true, std::memory_order_release);   // read with acquire by each loop
     for (reactor_impl* r : reactors) r->wake_loop();
 }
 
