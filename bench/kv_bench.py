@@ -13,7 +13,9 @@ or more CPUs the servers are pinned to one CPU and the client to another
 
 Reported per configuration and test: the median over the repetitions of
 requests/s, p50 and p99 latency, and coop-kv's ratios to redis-server (ops/s
-ratio above 1: coop-kv is faster; latency ratio below 1: coop-kv is faster).
+ratio above 1: coop-kv is faster; latency ratio below 1: coop-kv is faster);
+and per configuration the servers' CPU time per request (user + system, from
+/proc), which a busy machine disturbs much less than throughput.
 Writes DIR/results.json and DIR/summary.txt.
 
 Missing programs are skipped with the Debian package to install (exit 0):
@@ -104,11 +106,18 @@ def run_benchmark(port, clients, pipeline, requests, cpu):
     return rows
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def summarize(results, servers, cpus, reps):
+def summarize(results, cpu_us, servers, cpus, reps):
     lines = []
     p = lines.append
     p("coop-kv vs redis-server under redis-benchmark (KvRedisBenchmark)")
@@ -123,7 +132,13 @@ def summarize(results, servers, cpus, reps):
     for clients, pipeline in CONFIGS:
         key = f"c{clients}_P{pipeline}"
         p("")
-        p(f"  -c {clients} -P {pipeline}")
+        cpu = f"server CPU per request: coop-kv {median(cpu_us['coop-kv'][key]):.2f} us"
+        if have_redis:
+            rc = median(cpu_us["redis-server"][key])
+            cpu += f", redis-server {rc:.2f} us"
+            if rc:
+                cpu += f" (ratio {median(cpu_us['coop-kv'][key]) / rc:.2f})"
+        p(f"  -c {clients} -P {pipeline}    {cpu}")
         head = f"    {'test':<12}{'coop-kv ops/s':>14}"
         if have_redis:
             head += f"{'redis ops/s':>13}{'ratio':>7}"
@@ -214,13 +229,19 @@ def main():
         servers = list(procs)
         results = {s: {f"c{c}_P{pl}": {t: {"rps": [], "p50_ms": [], "p99_ms": []} for t in TESTS}
                        for c, pl in CONFIGS} for s in servers}
+        # Server CPU time per request over a whole configuration run (all
+        # tests): unlike ops/s it hardly depends on what else the machine
+        # is doing.
+        cpu_us = {s: {f"c{c}_P{pl}": [] for c, pl in CONFIGS} for s in servers}
         for rep in range(args.reps):
             order = servers if rep % 2 == 0 else list(reversed(servers))
             for clients, pipeline in CONFIGS:
                 key = f"c{clients}_P{pipeline}"
                 n = args.requests * (10 if pipeline > 1 else 1)
                 for s in order:
+                    cpu0 = cpu_seconds(procs[s][0].pid)
                     rows = run_benchmark(procs[s][1], clients, pipeline, n, client_cpu)
+                    cpu_us[s][key].append((cpu_seconds(procs[s][0].pid) - cpu0) * 1e6 / (n * len(TESTS)))
                     for t in TESTS:
                         for field in ("rps", "p50_ms", "p99_ms"):
                             results[s][key][t][field].append(rows[t][field])
@@ -234,13 +255,13 @@ def main():
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    text = summarize(results, servers, pinned, args.reps)
+    text = summarize(results, cpu_us, servers, pinned, args.reps)
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"configs": CONFIGS, "tests": TESTS, "reps": args.reps, "cpus": pinned,
-                       "results": results}, f, indent=1)
+                       "results": results, "server_cpu_us_per_request": cpu_us}, f, indent=1)
         with open(os.path.join(args.out, "summary.txt"), "w") as f:
             f.write(text + "\n")
     return 0

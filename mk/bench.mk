@@ -7,11 +7,15 @@
 #   make bench BENCH_FILTER=re only benchmarks matching the regex (all suites)
 #   make bench-build           build the suites only (ARCH=aarch64: cross-compile)
 #   make bench-summary         re-print the summary of the last run
+#   make bench-kv              coop-kv against redis-server under redis-benchmark
+#                              (bench/kv_bench.py; also part of `make bench`)
 #   make study                 build/<arch>/bin/coop-study: per-CPU switch costs
 #                              -> results/<machine>-<cpu>.json, then results/*.png
 #   make study-plot            re-render the PNGs from every results/*.json
 #
-# Knobs: BENCH_REPS (repetitions, medians are reported; default 7),
+# Knobs: BENCH_REPS (repetitions, medians are reported; default 7; the
+# redis-benchmark runs of bench-kv take KV_BENCH_REPS, default 5, and
+# KV_BENCH_REQUESTS per test at -P 1, default 100000),
 # BENCH_MIN_TIME (seconds per repetition; default 0.1), BENCH_ARGS (extra
 # Google Benchmark flags), BENCH_INTERLEAVE (true|false), STUDY_ARGS (extra coop-study flags).
 #
@@ -20,7 +24,7 @@
 # compiler's own search path, so a cross build or a machine without the
 # package still builds and the benchmark reports how to install the peer.
 
-.PHONY: bench bench-build bench-summary study study-build study-plot
+.PHONY: bench bench-build bench-summary bench-kv study study-build study-plot
 
 BENCH_OUT := $(BUILD)/bench
 BENCH_SRCS := $(wildcard bench/*_bench.cpp)
@@ -121,11 +125,24 @@ else
 	    --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_enable_random_interleaving=$(BENCH_INTERLEAVE) \
 	    --benchmark_out=$(BENCH_OUT)/$$b.json --benchmark_out_format=json $(BENCH_ARGS); \
 	done
+	@$(MAKE) --no-print-directory SKIP_DEPS=1 bench-kv
 	@$(PYTHON) tools/bench_summary.py $(BENCH_OUT) | tee $(BENCH_OUT)/summary.txt
 endif
 
-bench-summary:
-	@$(PYTHON) tools/bench_summary.py $(BENCH_OUT)
+# coop-kv and redis-server under the same redis-benchmark client. Peers that
+# are missing are skipped with the package to install. Under an emulator
+# (a cross ARCH) it would time the emulator: not run.
+KV_BENCH_REPS ?= 5
+KV_BENCH_REQUESTS ?= 100000
+bench-kv: $(BIN)/coop-kv
+ifeq ($(RUN),)
+	@rm -rf $(BENCH_OUT)/kv
+	@echo "==== kv_bench"
+	@$(PYTHON) bench/kv_bench.py --coop-kv $(BIN)/coop-kv --out $(BENCH_OUT)/kv --reps $(KV_BENCH_REPS) \
+	  --requests $(KV_BENCH_REQUESTS) --filter '$(BENCH_FILTER)'
+else
+	@echo "kv_bench: $(BIN)/coop-kv is built; run the comparison on a real $(ARCH) machine."
+endif
 
 # ---------------------------------------------------------------- study
 STUDY_BIN := $(BIN)/coop-study

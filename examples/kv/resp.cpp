@@ -203,6 +203,23 @@ parser::status parser::parse_multibulk(const char* data, std::size_t len) {
     // Reads the "*N" or "$N" line at pos_ into value and line_end.
     enum class line { ok, incomplete, malformed, too_long };
     auto header = [&](std::int64_t& value, std::size_t& line_end) -> line {
+        // Fast path for what clients send: 1 to 9 digits, no leading zero
+        // (or a lone "0"), then "\r\n", all already here.
+        if (scan_ == 0 && len - pos_ >= 4) {
+            const char* p = data + pos_ + 1;
+            const char* end = data + std::min(len, pos_ + 12);
+            std::int64_t v = *p - '0';
+            if (v >= 1 && v <= 9) {
+                for (++p; p < end && *p >= '0' && *p <= '9'; ++p) v = v * 10 + (*p - '0');
+            } else if (v == 0) {
+                ++p;
+            }
+            if (p > data + pos_ + 1 && p + 1 < end && p[0] == '\r' && p[1] == '\n' && p - data - pos_ <= 10) {
+                value = v;
+                line_end = static_cast<std::size_t>(p - data) + 2;
+                return line::ok;
+            }
+        }
         const std::size_t from = std::max(scan_, pos_ + 1);
         const void* cr = from < len ? std::memchr(data + from, '\r', len - from) : nullptr;
         if (!cr) {
