@@ -192,7 +192,7 @@ def main():
     ap.add_argument("--coop-kv", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=100000)
+    ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--filter", default="")
     args = ap.parse_args()
 

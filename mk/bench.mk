@@ -15,7 +15,7 @@
 #
 # Knobs: BENCH_REPS (repetitions, medians are reported; default 7; the
 # redis-benchmark runs of bench-kv take KV_BENCH_REPS, default 5, and
-# KV_BENCH_REQUESTS per test at -P 1, default 100000),
+# KV_BENCH_REQUESTS per test at -P 1, default 50000),
 # BENCH_MIN_TIME (seconds per repetition; default 0.1), BENCH_ARGS (extra
 # Google Benchmark flags), BENCH_INTERLEAVE (true|false), STUDY_ARGS (extra coop-study flags).
 #
@@ -133,7 +133,7 @@ endif
 # are missing are skipped with the package to install. Under an emulator
 # (a cross ARCH) it would time the emulator: not run.
 KV_BENCH_REPS ?= 5
-KV_BENCH_REQUESTS ?= 100000
+KV_BENCH_REQUESTS ?= 50000
 bench-kv: $(BIN)/coop-kv
 ifeq ($(RUN),)
 	@rm -rf $(BENCH_OUT)/kv
