@@ -3,28 +3,30 @@
 
   bench/kv_bench.py --coop-kv build/x86_64/bin/coop-kv [--out DIR] [--reps N]
 
-Both servers run at once, idle while the other is measured: coop-kv with
+Both servers run at once, each idle while the other is measured: coop-kv with
 --threads 1 (one reactor) and redis-server with `--save "" --appendonly no`.
-The same redis-benchmark client drives them in turn, the order alternating
-from one repetition to the next, for every combination of `-c 50` / `-c 1000`
-connections and `-P 1` / `-P 16` pipelining, tests ping, set and get. With two
-or more CPUs the servers are pinned to one CPU and the client to another
-(taskset), so that they do not compete for a core.
+The same redis-benchmark command drives one, then the other, for every
+combination of `-c 50` / `-c 1000` connections and `-P 1` / `-P 16`
+pipelining, test by test (ping, set, get); which server goes first alternates.
+With two or more CPUs the servers are pinned to one CPU and the client to
+another (taskset), so that they do not compete for a core.
 
-Reported per configuration and test: the median over the repetitions of
-requests/s, p50 and p99 latency, and coop-kv's ratios to redis-server (ops/s
-ratio above 1: coop-kv is faster; latency ratio below 1: coop-kv is faster);
-and per configuration the servers' CPU time per request (user + system, from
-/proc), which a busy machine disturbs much less than throughput.
-Writes DIR/results.json and DIR/summary.txt.
+Reported per configuration and test, over the repetitions: the medians of
+requests/s, p50 and p99 latency; coop-kv's ratios to redis-server, as the
+median of the ratios of the two runs that followed each other (on a shared
+machine the load drifts between repetitions; two runs a few seconds apart
+see nearly the same machine); and per configuration each server's CPU time
+per request (user + system from /proc/<pid>/stat), which depends much less on
+the rest of the machine than throughput. Ops/s ratio above 1, latency and CPU
+ratios below 1: coop-kv is ahead. Writes DIR/results.json and DIR/summary.txt.
 
 Missing programs are skipped with the Debian package to install (exit 0):
 redis-benchmark (redis-tools) is needed for anything, redis-server only for
 the comparison.
 
-Knobs: --reps (default 5), --requests (per test at -P 1; -P 16 runs 10x as
-many; default 100000), --filter REGEX (run only if it matches "KvRedisBenchmark",
-as BENCH_FILTER does for the other suites).
+Knobs: --reps (default 5); --requests per test at -P 1 (-P 16 runs ten times
+as many; default 50000); --filter REGEX (run only if it matches
+"KvRedisBenchmark", as BENCH_FILTER selects benchmarks of the other suites).
 """
 
 import argparse
@@ -39,7 +41,10 @@ import sys
 import time
 
 CONFIGS = [(50, 1), (1000, 1), (50, 16), (1000, 16)]
-TESTS = ["PING_INLINE", "PING_MBULK", "SET", "GET"]
+# redis-benchmark -t names and the result rows each one prints.
+UNITS = [("ping", ["PING_INLINE", "PING_MBULK"]), ("set", ["SET"]), ("get", ["GET"])]
+TESTS = [row for _, rows in UNITS for row in rows]
+FIELDS = ("rps", "p50_ms", "p99_ms")
 
 
 def free_port():
@@ -89,23 +94,6 @@ def start_redis(cpu):
     return proc, port
 
 
-def run_benchmark(port, clients, pipeline, requests, cpu):
-    cmd = pin(cpu) + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
-                      "-n", str(requests), "-P", str(pipeline), "-t", "ping,set,get", "--csv"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if out.returncode != 0:
-        sys.exit(f"kv_bench: redis-benchmark failed ({out.returncode}): {out.stderr.strip()}")
-    rows = {}
-    for line in out.stdout.splitlines():
-        f = [x.strip('"') for x in line.split('","')]
-        if len(f) >= 8 and f[0] in TESTS:
-            rows[f[0]] = {"rps": float(f[1]), "p50_ms": float(f[4]), "p99_ms": float(f[6])}
-    missing = [t for t in TESTS if t not in rows]
-    if missing:
-        sys.exit(f"kv_bench: redis-benchmark gave no result for {missing}:\n{out.stdout}")
-    return rows
-
-
 def cpu_seconds(pid):
     """User + system CPU time of a process (all its threads) so far."""
     with open(f"/proc/{pid}/stat") as f:
@@ -113,8 +101,35 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_benchmark(port, clients, pipeline, requests, unit, rows, cpu):
+    cmd = pin(cpu) + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+                      "-n", str(requests), "-P", str(pipeline), "-t", unit, "--csv"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"kv_bench: redis-benchmark failed ({out.returncode}): {out.stderr.strip()}")
+    got = {}
+    for line in out.stdout.splitlines():
+        f = [x.strip('"') for x in line.split('","')]
+        if len(f) >= 8 and f[0] in rows:
+            got[f[0]] = {"rps": float(f[1]), "p50_ms": float(f[4]), "p99_ms": float(f[6])}
+    missing = [t for t in rows if t not in got]
+    if missing:
+        sys.exit(f"kv_bench: redis-benchmark gave no result for {missing}:\n{out.stdout}")
+    return got
+
+
 def median(xs):
+    xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+def paired(a, b):
+    """Ratios a[i] / b[i] of runs made one after the other."""
+    return [x / y for x, y in zip(a, b) if y]
+
+
+def fmt(v, spec):
+    return format(v, spec) if v is not None else format("-", spec.lstrip(",").split(".")[0] + "s")
 
 
 def summarize(results, cpu_us, servers, cpus, reps):
@@ -122,67 +137,55 @@ def summarize(results, cpu_us, servers, cpus, reps):
     p = lines.append
     p("coop-kv vs redis-server under redis-benchmark (KvRedisBenchmark)")
     if cpus:
-        p(f"  servers pinned to CPU {cpus[0]}, redis-benchmark to CPU {cpus[1]}; "
-          f"medians of {reps} alternated runs")
+        p(f"  servers pinned to CPU {cpus[0]}, redis-benchmark to CPU {cpus[1]}; {reps} repetitions,")
     else:
-        p(f"  one CPU: servers and client share it (not pinned); medians of {reps} alternated runs")
-    p("  ops/s ratio > 1 and latency ratio < 1 mean coop-kv is ahead; a shared machine is noisy,")
-    p("  compare the ratios, not the absolute numbers.")
+        p(f"  one CPU: servers and client share it (not pinned); {reps} repetitions,")
+    p("  medians; ratio = median of the ratios of back-to-back runs (ops/s > 1 and latency or")
+    p("  CPU < 1: coop-kv ahead). A shared machine is noisy: trust the CPU per request most.")
     have_redis = "redis-server" in servers
+    kv, rd = results["coop-kv"], results.get("redis-server")
+    verdict = {}
     for clients, pipeline in CONFIGS:
         key = f"c{clients}_P{pipeline}"
         p("")
         cpu = f"server CPU per request: coop-kv {median(cpu_us['coop-kv'][key]):.2f} us"
         if have_redis:
-            rc = median(cpu_us["redis-server"][key])
-            cpu += f", redis-server {rc:.2f} us"
-            if rc:
-                cpu += f" (ratio {median(cpu_us['coop-kv'][key]) / rc:.2f})"
+            cpu += (f", redis-server {median(cpu_us['redis-server'][key]):.2f} us (ratio "
+                    f"{fmt(median(paired(cpu_us['coop-kv'][key], cpu_us['redis-server'][key])), '.2f')})")
         p(f"  -c {clients} -P {pipeline}    {cpu}")
         head = f"    {'test':<12}{'coop-kv ops/s':>14}"
         if have_redis:
             head += f"{'redis ops/s':>13}{'ratio':>7}"
-        head += f"{'p50 ms':>9}"
-        if have_redis:
-            head += f"{'redis':>8}"
-        head += f"{'p99 ms':>9}"
-        if have_redis:
-            head += f"{'redis':>8}{'ratio':>7}"
+        head += f"{'p50 ms':>9}" + (f"{'redis':>8}" if have_redis else "")
+        head += f"{'p99 ms':>9}" + (f"{'redis':>8}{'ratio':>7}" if have_redis else "")
         p(head)
         for t in TESTS:
-            kv = results["coop-kv"][key][t]
-            row = f"    {t:<12}{median(kv['rps']):>14,.0f}"
-            rd = results["redis-server"][key][t] if have_redis else None
-            if rd:
-                ratio = median(kv["rps"]) / median(rd["rps"])
-                row += f"{median(rd['rps']):>13,.0f}{ratio:>7.2f}"
-            row += f"{median(kv['p50_ms']):>9.3f}"
-            if rd:
-                row += f"{median(rd['p50_ms']):>8.3f}"
-            row += f"{median(kv['p99_ms']):>9.3f}"
-            if rd:
-                p99r = median(kv["p99_ms"]) / median(rd["p99_ms"]) if median(rd["p99_ms"]) else float("nan")
-                row += f"{median(rd['p99_ms']):>8.3f}{p99r:>7.2f}"
+            k = kv[key][t]
+            row = f"    {t:<12}{median(k['rps']):>14,.0f}"
+            if have_redis:
+                r = rd[key][t]
+                ops_ratio = median(paired(k["rps"], r["rps"]))
+                p99_ratio = median(paired(k["p99_ms"], r["p99_ms"]))
+                verdict.setdefault(key, []).append((t, ops_ratio, p99_ratio))
+                row += f"{median(r['rps']):>13,.0f}{fmt(ops_ratio, '>7.2f')}"
+            row += f"{median(k['p50_ms']):>9.3f}" + (f"{median(rd[key][t]['p50_ms']):>8.3f}" if have_redis else "")
+            row += f"{median(k['p99_ms']):>9.3f}"
+            if have_redis:
+                row += f"{median(rd[key][t]['p99_ms']):>8.3f}{fmt(p99_ratio, '>7.2f')}"
             p(row)
+    p("")
     if have_redis:
-        p("")
         p("  targets (issue 11): ops/s ratio >= 1.0 at -c 50 and -c 1000 (-P 1) and at -P 16;")
         p("  p99 ratio <= 1.1 at -c 50 -P 1")
-        verdicts = []
         for clients, pipeline in CONFIGS:
             key = f"c{clients}_P{pipeline}"
-            worst = min(median(results["coop-kv"][key][t]["rps"]) / median(results["redis-server"][key][t]["rps"])
-                        for t in TESTS)
-            verdicts.append(f"-c {clients} -P {pipeline}: lowest ops/s ratio {worst:.2f} "
-                            f"({'met' if worst >= 1.0 else 'MISSED'})")
-        key = "c50_P1"
-        worst_p99 = max(median(results["coop-kv"][key][t]["p99_ms"]) / median(results["redis-server"][key][t]["p99_ms"])
-                        for t in TESTS if median(results["redis-server"][key][t]["p99_ms"]))
-        verdicts.append(f"-c 50 -P 1: highest p99 ratio {worst_p99:.2f} ({'met' if worst_p99 <= 1.1 else 'MISSED'})")
-        for v in verdicts:
-            p("    " + v)
+            t, worst, _ = min(verdict[key], key=lambda v: v[1] if v[1] is not None else 0)
+            p(f"    -c {clients} -P {pipeline}: lowest ops/s ratio {fmt(worst, '.3f')} ({t}): "
+              f"{'met' if worst is not None and worst >= 1.0 else 'MISSED'}")
+        t, _, worst = max(verdict["c50_P1"], key=lambda v: v[2] if v[2] is not None else 0)
+        p(f"    -c 50 -P 1: highest p99 ratio {fmt(worst, '.3f')} ({t}): "
+          f"{'met' if worst is not None and worst <= 1.1 else 'MISSED'}")
     else:
-        p("")
         p("  redis-server not found: apt-get install redis-server (no comparison)")
     return "\n".join(lines)
 
@@ -227,26 +230,28 @@ def main():
         else:
             print("kv_bench: redis-server not found: apt-get install redis-server (coop-kv only)")
         servers = list(procs)
-        results = {s: {f"c{c}_P{pl}": {t: {"rps": [], "p50_ms": [], "p99_ms": []} for t in TESTS}
-                       for c, pl in CONFIGS} for s in servers}
-        # Server CPU time per request over a whole configuration run (all
-        # tests): unlike ops/s it hardly depends on what else the machine
-        # is doing.
+        results = {s: {f"c{c}_P{pl}": {t: {f: [] for f in FIELDS} for t in TESTS} for c, pl in CONFIGS}
+                   for s in servers}
         cpu_us = {s: {f"c{c}_P{pl}": [] for c, pl in CONFIGS} for s in servers}
         for rep in range(args.reps):
-            order = servers if rep % 2 == 0 else list(reversed(servers))
             for clients, pipeline in CONFIGS:
                 key = f"c{clients}_P{pipeline}"
                 n = args.requests * (10 if pipeline > 1 else 1)
-                for s in order:
-                    cpu0 = cpu_seconds(procs[s][0].pid)
-                    rows = run_benchmark(procs[s][1], clients, pipeline, n, client_cpu)
-                    cpu_us[s][key].append((cpu_seconds(procs[s][0].pid) - cpu0) * 1e6 / (n * len(TESTS)))
-                    for t in TESTS:
-                        for field in ("rps", "p50_ms", "p99_ms"):
-                            results[s][key][t][field].append(rows[t][field])
-                    print(f"kv_bench: rep {rep + 1}/{args.reps} -c {clients} -P {pipeline} {s}: " +
-                          " ".join(f"{t}={rows[t]['rps']:.0f}/s" for t in TESTS), flush=True)
+                cpu_run = {s: 0.0 for s in servers}
+                for u, (unit, rows) in enumerate(UNITS):
+                    order = servers if (rep + u) % 2 == 0 else list(reversed(servers))
+                    for s in order:
+                        cpu0 = cpu_seconds(procs[s][0].pid)
+                        got = run_benchmark(procs[s][1], clients, pipeline, n, unit, rows, client_cpu)
+                        cpu_run[s] += cpu_seconds(procs[s][0].pid) - cpu0
+                        for t in rows:
+                            for f in FIELDS:
+                                results[s][key][t][f].append(got[t][f])
+                for s in servers:
+                    cpu_us[s][key].append(cpu_run[s] * 1e6 / (n * len(TESTS)))
+                print(f"kv_bench: rep {rep + 1}/{args.reps} -c {clients} -P {pipeline}: " +
+                      "  ".join(f"{s} " + " ".join(f"{t}={results[s][key][t]['rps'][-1]:.0f}/s" for t in TESTS)
+                                for s in servers), flush=True)
     finally:
         for proc, _ in procs.values():
             proc.terminate()
@@ -261,7 +266,8 @@ def main():
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"configs": CONFIGS, "tests": TESTS, "reps": args.reps, "cpus": pinned,
-                       "results": results, "server_cpu_us_per_request": cpu_us}, f, indent=1)
+                       "requests_at_P1": args.requests, "results": results,
+                       "server_cpu_us_per_request": cpu_us}, f, indent=1)
         with open(os.path.join(args.out, "summary.txt"), "w") as f:
             f.write(text + "\n")
     return 0
