@@ -177,6 +177,65 @@ TEST(Runtime, PinningPutsEachReactorOnItsCpu) {
     EXPECT_TRUE(CPU_EQUAL(&after, &set));
 }
 
+// ---------------------------------------------------------------- call_on
+
+TEST(CallOn, RunsOnTheTargetReactorAndBringsBackTheValueOrTheException) {
+    coop::runtime rt({.threads = 2});
+    std::size_t ran_on = 99;
+    int got = 0;
+    bool caught = false;
+    rt.spawn_on(0, [&] {
+        auto r = rt.call_on(1, [&] {
+            ran_on = coop::runtime::current_index();
+            coop::sleep_for(1ms);                            // it runs as a task there: it may park
+            return 42;
+        });
+        ASSERT_TRUE(r);
+        got = *r.value;
+        try {
+            (void)rt.call_on(1, []() -> int { throw std::runtime_error("there"); });
+        } catch (const std::runtime_error& e) {
+            caught = std::string(e.what()) == "there";
+        }
+        auto same = rt.call_on(0, [] { return coop::runtime::current_index(); });   // inline
+        EXPECT_EQ(*same.value, 0u);
+    });
+    rt.run();
+    EXPECT_EQ(ran_on, 1u);
+    EXPECT_EQ(got, 42);
+    EXPECT_TRUE(caught);
+}
+
+TEST(CallOn, DeadlineAndCancelReturnAtOnceAndTheCallerIsSafe) {
+    coop::runtime rt({.threads = 2});
+    auto finished = std::make_shared<std::atomic<int>>(0);
+    std::error_code timed, canceled;
+    rt.spawn_on(0, [&] {
+        timed = rt.call_on(1, [finished] {                   // owns what it uses
+                     coop::sleep_for(50ms);
+                     ++*finished;
+                 }, 5ms).error;
+        coop::task t = coop::this_reactor().spawn([&] {
+            canceled = rt.call_on(1, [finished] {
+                           coop::sleep_for(50ms);
+                           ++*finished;
+                       }).error;
+        });
+        coop::sleep_for(5ms);
+        t.cancel();
+        EXPECT_FALSE(t.join(1s));                            // returned at once
+    });
+    rt.run();                                                 // the calls finish on reactor 1
+    EXPECT_EQ(timed, std::errc::timed_out);
+    EXPECT_EQ(canceled, std::errc::operation_canceled);
+    EXPECT_EQ(finished->load(), 2);
+}
+
+TEST(CallOn, OutsideATaskIsALogicError) {
+    coop::runtime rt({.threads = 1});
+    EXPECT_THROW(rt.call_on(0, [] {}), std::logic_error);
+}
+
 // ---------------------------------------------------------------- shared channels
 
 TEST(SharedChannel, ManyProducersAndConsumersOnDifferentReactors) {
