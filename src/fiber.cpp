@@ -44,7 +44,6 @@ void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& t
     }
     if (to.flags & ctx_holds_eh) {
         *g = to.eh;
-        to.eh = eh_state{};
         to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
     } else {
         *g = eh_state{};

@@ -209,8 +209,22 @@ COOP_API void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fib
     if (!g) [[unlikely]]
         g = init_eh(ts);
     if ((((from.flags | to.flags) & ctx_special) | reinterpret_cast<std::uintptr_t>(g->caught) |
-         g->uncaught) != 0) [[unlikely]]
-        switch_special(ts, g, from, to);
+         g->uncaught) != 0) [[unlikely]] {
+        if (!((from.flags | to.flags) & ctx_keep_fp)) {   // exceptions only: no call
+            if (g->caught || g->uncaught) {
+                from.eh = *g;
+                from.flags |= ctx_holds_eh;
+            }
+            if (to.flags & ctx_holds_eh) {
+                *g = to.eh;
+                to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
+            } else {
+                *g = eh_state{};
+            }
+        } else {
+            switch_special(ts, g, from, to);
+        }
+    }
     ts->current = to.owner;
 #if defined(COOP_ASAN) || defined(COOP_TSAN)
     ts->left = &from;
