@@ -122,7 +122,10 @@ void diagnose_abandoned(const fiber* f, const char* why) noexcept {
 [[noreturn]] void exit_fiber(fiber* f) noexcept {
     thread_state* ts = this_thread();
     fiber_ctx& to = *f->exit_to;
-    switch_special(ts, ts->eh ? ts->eh : init_eh(ts), f->self, to);
+    eh_state* g = ts->eh ? ts->eh : init_eh(ts);
+    if ((((f->self.flags | to.flags) & ctx_special) | reinterpret_cast<std::uintptr_t>(g->caught) |
+         g->uncaught) != 0)
+        switch_special(ts, g, f->self, to);
     ts->current = to.owner;
     ts->left = &f->self;
     hooks::asan_leave(nullptr, to.stack_lo, to.stack_size);

@@ -113,7 +113,7 @@ public:
     // the same handle while one waits, when the handle is moved or dropped
     // while a task waits in join(), and from outside a task unless the task
     // has finished.
-    std::error_code join(deadline d = {}) {
+    [[gnu::always_inline]] std::error_code join(deadline d = {}) {
         detail::task_block* b = block_;
         if (!b || b->state != detail::task_state::done) {
             detail::task_block* self = detail::current_task_or_null();
