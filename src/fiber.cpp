@@ -37,17 +37,7 @@ eh_state* init_eh(thread_state* ts) noexcept {
 }
 
 void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept {
-    // Exceptions: ours into our record (if any), theirs out of theirs.
-    if (g->caught || g->uncaught) {
-        from.eh = *g;
-        from.flags |= ctx_holds_eh;
-    }
-    if (to.flags & ctx_holds_eh) {
-        *g = to.eh;
-        to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
-    } else {
-        *g = eh_state{};
-    }
+    move_eh(g, from, to);
     // FP control state: a side that keeps its own saves it; the executions
     // without their own share the thread's, kept in thread_state while one
     // with its own runs.

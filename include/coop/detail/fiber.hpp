@@ -187,10 +187,24 @@ inline thread_state* this_thread() noexcept {
 }
 
 COOP_API eh_state* init_eh(thread_state* ts) noexcept;
+// The thread's exception state g moves from the running side into its
+// record, the other side's out of its record (a record holds exception
+// state only while suspended, under ctx_holds_eh).
+inline void move_eh(eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept {
+    if (g->caught || g->uncaught) {
+        from.eh = *g;
+        from.flags |= ctx_holds_eh;
+    }
+    if (to.flags & ctx_holds_eh) {
+        *g = to.eh;
+        to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
+    } else {
+        *g = eh_state{};
+    }
+}
 // A switch where either side has exception state or keeps its own FP
-// control state: the running side's state goes into its record, the other
-// side's comes out of its record (a record holds exception state only while
-// suspended) or, for FP, the thread's shared state is put back.
+// control state: move_eh(), and for FP the leaving side's state is saved
+// and the arriving side's (or the thread's shared one) put back.
 COOP_API void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept;
 
 // Suspend `from`, which runs on this thread, and continue `to` (suspended
@@ -211,16 +225,7 @@ COOP_API void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fib
     if ((((from.flags | to.flags) & ctx_special) | reinterpret_cast<std::uintptr_t>(g->caught) |
          g->uncaught) != 0) [[unlikely]] {
         if (!((from.flags | to.flags) & ctx_keep_fp)) {   // exceptions only: no call
-            if (g->caught || g->uncaught) {
-                from.eh = *g;
-                from.flags |= ctx_holds_eh;
-            }
-            if (to.flags & ctx_holds_eh) {
-                *g = to.eh;
-                to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
-            } else {
-                *g = eh_state{};
-            }
+            move_eh(g, from, to);
         } else {
             switch_special(ts, g, from, to);
         }
