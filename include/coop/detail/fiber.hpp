@@ -116,6 +116,9 @@ inline constexpr std::uint8_t ctx_special = ctx_keep_fp | ctx_holds_eh;
 
 enum class fiber_state : unsigned char { created, running, suspended, finished, abandoned };
 
+// Bytes a fiber reserves for a scheduler's per-fiber record (fiber::sched_space).
+inline constexpr std::size_t fiber_sched_space = 96;
+
 // How a fiber runs its callable: (fiber, data of the first switch in) ->
 // what the body returned (for coroutine::resume).
 using fiber_run = void* (*)(fiber*, void*);
@@ -133,11 +136,17 @@ struct fiber {
     void (*destroy_callable)(fiber*) noexcept = nullptr;
     void* result = nullptr;         // what the body returned
     std::exception_ptr error;       // escaped the body; rethrown by coroutine::resume
-    void* sched = nullptr;          // the scheduler's record of this fiber (a reactor task), or null
+    bool scheduled = false;         // sched_space holds a scheduler's record: a reactor task
     std::uint64_t id = 0;           // unique per process
     coop::stack stk;                // owns the memory this block lives in
     char name[32] = {};
+    // Room for the record a scheduler keeps per fiber (the reactor's task
+    // block), at a fixed place: between a fiber and its record is an
+    // address computation, not a load (scheduled says whether it is used).
+    alignas(16) unsigned char sched_space[fiber_sched_space];
 };
+// Standard layout: offsetof(fiber, sched_space) is well defined.
+static_assert(std::is_standard_layout_v<fiber>, "fiber must stay standard-layout");
 
 // A fiber together with its callable.
 template <class Impl>
