@@ -463,7 +463,7 @@ thread_local int t_thread_tag = 0;
 // through coop::fiber_errno() are the resuming thread's, and each kind of
 // yield suspends the mover and hands its value to the resumer.
 TEST(CoroutineThreads, ResumedAlternatelyFromTwoLiveThreadsKnowsItselfAndItsThread) {
-    const int rounds = coop_test::scaled(10000, 1500);
+    const int rounds = coop_test::scaled(10000, 5000);
     std::mutex m;
     std::condition_variable cv;
     int turn = 0;                  // which thread resumes next

@@ -55,8 +55,8 @@ inline constexpr const char* kDeathTestStyle = "threadsafe";
 inline constexpr const char* kDeathTestStyle = "fast";
 #endif
 
-// The line coop prints for a coroutine or task it cannot unwind, as a
-// regex: `who` is "name \(#id\)" for a named one.
+// The line coop prints for a named coroutine or task it cannot unwind, as
+// a regex (the id, "#N" after the name, is not known in advance).
 inline std::string abandoned_line(const std::string& name) {
     return "coop: coroutine " + name +
            " \\(#[0-9]+\\) could not be unwound: [^\n]*; its stack is abandoned and the "
