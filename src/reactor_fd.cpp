@@ -13,7 +13,7 @@ namespace detail {
 
 int wait_fd(task_block* t, int fd, bool write, std::int64_t deadline_ns, bool level) {
     if (fd < 0) return EBADF;
-    if (t->canceled && !t->fib->unwinding) return park_canceled(t);   // unwinding: park() throws
+    if (t->canceled && !t->fib()->unwinding) return park_canceled(t);   // unwinding: park() throws
     if (level) {
         pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
         int n;
