@@ -1229,6 +1229,71 @@ TEST(KvThreads, MultiKeyCommandsAcrossShards) {
     for (auto& c : conns) EXPECT_EQ(c->cmd({"DBSIZE"}), integer(0));
 }
 
+// Expiry set, changed and read from connections on different reactors: the
+// owner of a key keeps its expiry time, so every connection sees the same
+// TTL, the same PERSIST and the same deletion; and each reactor's active
+// expiry clears its own shard of keys nobody reads again.
+TEST(KvThreads, ExpiryIsTheSameFromEveryReactor) {
+    kv_server srv({"--threads", "4"});
+    ASSERT_GT(srv.port(), 0) << srv.first_line();
+    auto conns = one_per_reactor(srv.port(), 4);
+    client &r0 = *conns[0], &r1 = *conns[1], &r2 = *conns[2], &r3 = *conns[3];
+    const int keys = 40;
+    auto key = [](int i) { return "e:" + std::to_string(i); };
+    for (int i = 0; i < keys; ++i) ASSERT_EQ(r0.cmd({"SET", key(i), "v" + std::to_string(i), "EX", "100"}), kOK);
+    // A TTL of 100 s read back within seconds (slow under Valgrind/qemu).
+    auto about_100s = [](const std::string& ttl) {
+        const long long s = ttl.size() > 1 && ttl[0] == ':' ? std::atoll(ttl.c_str() + 1) : -100;
+        return s > 90 && s <= 100;
+    };
+    for (int i = 0; i < keys; ++i) {
+        const std::string ttl = r1.cmd({"TTL", key(i)});
+        EXPECT_TRUE(about_100s(ttl)) << key(i) << " " << ttl;
+    }
+    // PERSIST the even keys on one reactor: another sees no TTL on them.
+    for (int i = 0; i < keys; i += 2) ASSERT_EQ(r2.cmd({"PERSIST", key(i)}), integer(1));
+    for (int i = 0; i < keys; ++i) {
+        const std::string ttl = r3.cmd({"TTL", key(i)});
+        if (i % 2 == 0) {
+            EXPECT_EQ(ttl, integer(-1)) << key(i);
+        } else {
+            EXPECT_TRUE(about_100s(ttl)) << key(i) << " " << ttl;
+        }
+    }
+    // The odd keys expire (PEXPIRE 1 ms from one reactor, EXPIREAT in the
+    // past from another): gone for every connection, by MGET, EXISTS, TTL.
+    for (int i = 1; i < keys; i += 4) ASSERT_EQ(r3.cmd({"PEXPIRE", key(i), "1"}), integer(1)) << key(i);
+    for (int i = 3; i < keys; i += 4) ASSERT_EQ(r1.cmd({"EXPIREAT", key(i), "1"}), integer(1)) << key(i);
+    std::this_thread::sleep_for(20ms);
+    args_t mget{"MGET"}, exists{"EXISTS"};
+    std::string want = "*" + std::to_string(keys) + "\r\n";
+    for (int i = 0; i < keys; ++i) {
+        mget.push_back(key(i));
+        exists.push_back(key(i));
+        want += i % 2 == 0 ? bulk("v" + std::to_string(i)) : kNil;
+    }
+    for (auto& c : conns) {
+        EXPECT_TRUE(c->cmd(mget) == want) << "reactor " << reactor_of(*c);
+        EXPECT_EQ(c->cmd(exists), integer(keys / 2)) << "reactor " << reactor_of(*c);
+        EXPECT_EQ(c->cmd({"TTL", key(1)}), integer(-2));
+        EXPECT_EQ(c->cmd({"PTTL", key(3)}), integer(-2));
+    }
+    // Active expiry on every reactor: 800 keys (on every shard) that nobody
+    // reads again leave DBSIZE, which counts keys not yet deleted.
+    std::string burst;
+    for (int i = 0; i < 800; ++i) burst += resp({"SET", "tmp:" + std::to_string(i), "v", "PX", "30"});
+    ASSERT_TRUE(r1.send(burst));
+    for (int i = 0; i < 800; ++i) ASSERT_EQ(r1.reply(), kOK);
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    std::string size;
+    while (std::chrono::steady_clock::now() < until) {
+        size = r2.cmd({"DBSIZE"});
+        if (size == integer(keys / 2)) break;
+        std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(size, integer(keys / 2));
+}
+
 TEST(KvThreads, PipelinesMixingShardsKeepTheirOrder) {
     kv_server srv({"--threads", "4"});
     ASSERT_GT(srv.port(), 0) << srv.first_line();
