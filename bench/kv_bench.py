@@ -3,21 +3,24 @@
 
   bench/kv_bench.py --coop-kv build/x86_64/bin/coop-kv [--out DIR] [--reps N]
 
-Both servers run at once, each idle while the other is measured: coop-kv with
---threads 1 (one reactor) and redis-server with `--save "" --appendonly no`.
-The same redis-benchmark command drives one, then the other, for every
+Three servers run at once, each idle while another is measured: coop-kv with
+--threads 1 (one reactor), coop-kv with --threads 2 (two reactors, keys
+sharded over them), and redis-server with `--save "" --appendonly no`. The
+same redis-benchmark command drives one after the other, for every
 combination of `-c 50` / `-c 1000` connections and `-P 1` / `-P 16`
-pipelining, test by test (ping, set, get); which server goes first alternates.
-With two or more CPUs the servers are pinned to one CPU and the client to
-another (taskset), so that they do not compete for a core.
+pipelining, test by test (ping, set, get); which server goes first rotates.
+With two or more CPUs, coop-kv --threads 1 and redis-server are pinned to one
+CPU and the client to another (taskset), so that they do not compete for a
+core; coop-kv --threads 2 and its client are not pinned: the server may use
+both CPUs, and the client shares them with it.
 
 Reported per configuration and test, over the repetitions: the medians of
-requests/s, p50 and p99 latency; coop-kv's ratios to redis-server, as the
-median of the ratios of the two runs that followed each other (on a shared
-machine the load drifts between repetitions; two runs a few seconds apart
-see nearly the same machine); and per configuration each server's CPU time
-per request (user + system from /proc/<pid>/stat), which depends much less on
-the rest of the machine than throughput. Ops/s ratio above 1, latency and CPU
+requests/s, p50 and p99 latency; ratios to redis-server, as the median of
+the ratios of runs made in the same rotation (on a shared machine the load
+drifts between repetitions; runs a few seconds apart see nearly the same
+machine); and per configuration each server's CPU time per request (user +
+system from /proc/<pid>/stat, all threads), which depends much less on the
+rest of the machine than throughput. Ops/s ratio above 1, latency and CPU
 ratios below 1: coop-kv is ahead. Writes DIR/results.json and DIR/summary.txt.
 
 Missing programs are skipped with the Debian package to install (exit 0):
@@ -25,7 +28,7 @@ redis-benchmark (redis-tools) is needed for anything, redis-server only for
 the comparison.
 
 Knobs: --reps (default 5); --requests per test at -P 1 (-P 16 runs ten times
-as many; default 50000); --filter REGEX (run only if it matches
+as many; default 40000); --filter REGEX (run only if it matches
 "KvRedisBenchmark", as BENCH_FILTER selects benchmarks of the other suites).
 """
 
@@ -45,6 +48,7 @@ CONFIGS = [(50, 1), (1000, 1), (50, 16), (1000, 16)]
 UNITS = [("ping", ["PING_INLINE", "PING_MBULK"]), ("set", ["SET"]), ("get", ["GET"])]
 TESTS = [row for _, rows in UNITS for row in rows]
 FIELDS = ("rps", "p50_ms", "p99_ms")
+KV1, KV2, REDIS = "coop-kv", "coop-kv-2t", "redis-server"
 
 
 def free_port():
@@ -72,8 +76,8 @@ def pin(cpu):
     return ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
 
 
-def start_coop_kv(path, cpu):
-    proc = subprocess.Popen(pin(cpu) + [path, "--port", "0", "--threads", "1"],
+def start_coop_kv(path, threads, cpu):
+    proc = subprocess.Popen(pin(cpu) + [path, "--port", "0", "--threads", str(threads)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().strip()
     m = re.match(r"listening on [\d.]+:(\d+)$", line)
@@ -137,46 +141,62 @@ def summarize(results, cpu_us, servers, cpus, reps):
     p = lines.append
     p("coop-kv vs redis-server under redis-benchmark (KvRedisBenchmark)")
     if cpus:
-        p(f"  servers pinned to CPU {cpus[0]}, redis-benchmark to CPU {cpus[1]}; {reps} repetitions,")
+        p(f"  coop-kv --threads 1 (1t) and redis-server pinned to CPU {cpus[0]}, redis-benchmark to CPU {cpus[1]};")
+        p("  coop-kv --threads 2 (2t) and its client not pinned: the server may use both CPUs, and the")
+        p("  client shares them with it.")
     else:
-        p(f"  one CPU: servers and client share it (not pinned); {reps} repetitions,")
-    p("  medians; ratio = median of the ratios of back-to-back runs (ops/s > 1 and latency or")
-    p("  CPU < 1: coop-kv ahead). A shared machine is noisy: trust the CPU per request most.")
-    have_redis = "redis-server" in servers
-    kv, rd = results["coop-kv"], results.get("redis-server")
+        p("  one CPU: servers and client share it (not pinned).")
+    p(f"  {reps} repetitions, medians; ratio = median of the ratios of runs made back to back")
+    p("  (ops/s > 1 and latency or CPU < 1: coop-kv ahead). A shared machine is noisy: trust the")
+    p("  CPU per request most.")
+    have_redis = REDIS in servers
+    have_2t = KV2 in servers
+    kv = results[KV1]
     verdict = {}
+
+    def ratio(a, b, key, t, f):
+        return median(paired(results[a][key][t][f], results[b][key][t][f]))
+
     for clients, pipeline in CONFIGS:
         key = f"c{clients}_P{pipeline}"
         p("")
-        cpu = f"server CPU per request: coop-kv {median(cpu_us['coop-kv'][key]):.2f} us"
+        cpu = f"server CPU per request: 1t {median(cpu_us[KV1][key]):.2f} us"
+        if have_2t:
+            cpu += f", 2t {median(cpu_us[KV2][key]):.2f} us"
         if have_redis:
-            cpu += (f", redis-server {median(cpu_us['redis-server'][key]):.2f} us (ratio "
-                    f"{fmt(median(paired(cpu_us['coop-kv'][key], cpu_us['redis-server'][key])), '.2f')})")
+            cpu += (f", redis-server {median(cpu_us[REDIS][key]):.2f} us (1t ratio "
+                    f"{fmt(median(paired(cpu_us[KV1][key], cpu_us[REDIS][key])), '.2f')})")
         p(f"  -c {clients} -P {pipeline}    {cpu}")
-        head = f"    {'test':<12}{'coop-kv ops/s':>14}"
+        head = f"    {'test':<12}{'1t ops/s':>11}"
         if have_redis:
-            head += f"{'redis ops/s':>13}{'ratio':>7}"
-        head += f"{'p50 ms':>9}" + (f"{'redis':>8}" if have_redis else "")
-        head += f"{'p99 ms':>9}" + (f"{'redis':>8}{'ratio':>7}" if have_redis else "")
+            head += f"{'redis':>11}{'ratio':>7}"
+        if have_2t:
+            head += f"{'2t ops/s':>11}" + (f"{'ratio':>7}" if have_redis else "") + f"{'2t/1t':>7}"
+        head += f"{'p99 1t':>9}" + (f"{'redis':>9}{'ratio':>7}" if have_redis else "")
+        head += f"{'2t':>9}" if have_2t else ""
         p(head)
         for t in TESTS:
-            k = kv[key][t]
-            row = f"    {t:<12}{median(k['rps']):>14,.0f}"
+            row = f"    {t:<12}{median(kv[key][t]['rps']):>11,.0f}"
             if have_redis:
-                r = rd[key][t]
-                ops_ratio = median(paired(k["rps"], r["rps"]))
-                p99_ratio = median(paired(k["p99_ms"], r["p99_ms"]))
+                ops_ratio = ratio(KV1, REDIS, key, t, "rps")
+                p99_ratio = ratio(KV1, REDIS, key, t, "p99_ms")
                 verdict.setdefault(key, []).append((t, ops_ratio, p99_ratio))
-                row += f"{median(r['rps']):>13,.0f}{fmt(ops_ratio, '>7.2f')}"
-            row += f"{median(k['p50_ms']):>9.3f}" + (f"{median(rd[key][t]['p50_ms']):>8.3f}" if have_redis else "")
-            row += f"{median(k['p99_ms']):>9.3f}"
+                row += f"{median(results[REDIS][key][t]['rps']):>11,.0f}{fmt(ops_ratio, '>7.2f')}"
+            if have_2t:
+                row += f"{median(results[KV2][key][t]['rps']):>11,.0f}"
+                if have_redis:
+                    row += fmt(ratio(KV2, REDIS, key, t, "rps"), ">7.2f")
+                row += fmt(ratio(KV2, KV1, key, t, "rps"), ">7.2f")
+            row += f"{median(kv[key][t]['p99_ms']):>9.3f}"
             if have_redis:
-                row += f"{median(rd[key][t]['p99_ms']):>8.3f}{fmt(p99_ratio, '>7.2f')}"
+                row += f"{median(results[REDIS][key][t]['p99_ms']):>9.3f}{fmt(verdict[key][-1][2], '>7.2f')}"
+            if have_2t:
+                row += f"{median(results[KV2][key][t]['p99_ms']):>9.3f}"
             p(row)
     p("")
     if have_redis:
-        p("  targets (issue 11): ops/s ratio >= 1.0 at -c 50 and -c 1000 (-P 1) and at -P 16;")
-        p("  p99 ratio <= 1.1 at -c 50 -P 1")
+        p("  targets (issue 11), coop-kv --threads 1: ops/s ratio >= 1.0 at -c 50 and -c 1000 (-P 1)")
+        p("  and at -P 16; p99 ratio <= 1.1 at -c 50 -P 1")
         for clients, pipeline in CONFIGS:
             key = f"c{clients}_P{pipeline}"
             t, worst, _ = min(verdict[key], key=lambda v: v[1] if v[1] is not None else 0)
@@ -195,7 +215,7 @@ def main():
     ap.add_argument("--coop-kv", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=50000)
+    ap.add_argument("--requests", type=int, default=40000)
     ap.add_argument("--filter", default="")
     args = ap.parse_args()
 
@@ -223,12 +243,16 @@ def main():
     client_cpu = pinned[1] if pinned else None
 
     procs = {}
+    # The client's CPU per server: the 2-thread server and its client are
+    # not pinned (see the docstring).
+    client_cpus = {KV1: client_cpu, REDIS: client_cpu, KV2: None}
     try:
-        procs["coop-kv"] = start_coop_kv(args.coop_kv, server_cpu)
+        procs[KV1] = start_coop_kv(args.coop_kv, 1, server_cpu)
         if shutil.which("redis-server"):
-            procs["redis-server"] = start_redis(server_cpu)
+            procs[REDIS] = start_redis(server_cpu)
         else:
             print("kv_bench: redis-server not found: apt-get install redis-server (coop-kv only)")
+        procs[KV2] = start_coop_kv(args.coop_kv, 2, None)
         servers = list(procs)
         results = {s: {f"c{c}_P{pl}": {t: {f: [] for f in FIELDS} for t in TESTS} for c, pl in CONFIGS}
                    for s in servers}
@@ -239,10 +263,11 @@ def main():
                 n = args.requests * (10 if pipeline > 1 else 1)
                 cpu_run = {s: 0.0 for s in servers}
                 for u, (unit, rows) in enumerate(UNITS):
-                    order = servers if (rep + u) % 2 == 0 else list(reversed(servers))
+                    shift = (rep + u) % len(servers)
+                    order = servers[shift:] + servers[:shift]
                     for s in order:
                         cpu0 = cpu_seconds(procs[s][0].pid)
-                        got = run_benchmark(procs[s][1], clients, pipeline, n, unit, rows, client_cpu)
+                        got = run_benchmark(procs[s][1], clients, pipeline, n, unit, rows, client_cpus[s])
                         cpu_run[s] += cpu_seconds(procs[s][0].pid) - cpu0
                         for t in rows:
                             for f in FIELDS:

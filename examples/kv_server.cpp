@@ -1,6 +1,6 @@
 // examples/kv_server.cpp — coop-kv: an in-memory key-value server speaking
-// RESP2, the Redis protocol, on coop. One task per connection; redis-cli
-// and redis-benchmark work against it.
+// RESP2, the Redis protocol, on coop. redis-cli and redis-benchmark work
+// against it.
 //
 //   $ build/x86_64/bin/coop-kv [--host 127.0.0.1] [--port 6379] [--threads N]
 //   listening on 127.0.0.1:6379
@@ -9,23 +9,28 @@
 // at once) says which. SIGINT or SIGTERM: the server stops accepting, closes
 // every connection and exits with status 0.
 //
-// The keyspace is split into --threads shards (keys hashed to shards, see
-// kv/store.hpp). This build runs every shard on one reactor thread.
+// --threads N runs N reactors on N threads (a coop::runtime). A coop::listener
+// spreads the connections over them, and the keyspace is split into N
+// shards, shard i owned by reactor i (kv/store.hpp): a command for a key of
+// another reactor's shard travels there and the connection's task parks
+// until the owner answers (kv/server.hpp). Each reactor runs the active
+// expiry of its own shard.
 //
 // The parts: kv/resp.* (protocol), kv/store.* (shards and their tables),
-// kv/commands.* (the commands), kv/server.* (a connection's loop and its
-// memory limits).
+// kv/commands.* (the commands), kv/server.* (a connection's loop, its
+// memory limits, each reactor's connections and shutdown).
 #include "kv/commands.hpp"
 #include "kv/server.hpp"
 #include "kv/store.hpp"
 
 #include <coop/io.hpp>
+#include <coop/listener.hpp>
 #include <coop/reactor.hpp>
+#include <coop/runtime.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #if defined(__linux__)
 #  include <sys/signalfd.h>
@@ -38,7 +43,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -54,12 +61,18 @@ extern "C" void on_signal(int) {
 
 void usage(std::FILE* to, const char* argv0) {
     std::fprintf(to,
-                 "usage: %s [--host H] [--port P] [--threads N]\n"
-                 "  --host H     IPv4 address to listen on (default 127.0.0.1)\n"
-                 "  --port P     TCP port (default 6379); 0 = any free port. The first line\n"
-                 "               on stdout is \"listening on H:P\".\n"
-                 "  --threads N  shards of the keyspace (default: online CPUs, here %ld).\n"
-                 "               This build runs every shard on one reactor thread.\n"
+                 "usage: %s [--host H] [--port P] [--threads N] [--accept MODE] [--shutdown-grace S]\n"
+                 "  --host H       IPv4 address to listen on (default 127.0.0.1)\n"
+                 "  --port P       TCP port (default 6379); 0 = any free port. The first line\n"
+                 "                 on stdout is \"listening on H:P\".\n"
+                 "  --threads N    reactor threads, each owning one shard of the keyspace\n"
+                 "                 (default: online CPUs, here %ld).\n"
+                 "  --accept MODE  how connections are spread over the reactors: round-robin\n"
+                 "                 (default: one acceptor deals them out in turn) or reuseport\n"
+                 "                 (a listening socket per reactor; the kernel picks by hash).\n"
+                 "  --shutdown-grace S  after SIGINT/SIGTERM, seconds the connections get to\n"
+                 "                 finish their command and close (default 30); then the\n"
+                 "                 reactors stop and the remaining tasks are canceled.\n"
                  "Limits: one argument %zu bytes, one command %zu bytes, one reply %zu bytes.\n",
                  argv0, ::sysconf(_SC_NPROCESSORS_ONLN), kv::resp::limits{}.max_bulk,
                  kv::conn_limits{}.max_request, kv::server_config{}.max_output);
@@ -81,6 +94,14 @@ int main(int argc, char** argv) {
     long port = 6379;
     long threads = ::sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
+    coop::accept_mode accept = coop::accept_mode::round_robin;
+    // How long connections get to close after SIGINT/SIGTERM before the
+    // runtime is stopped and its teardown cancels what is left. Each
+    // connection ends within about a second of its socket being shut down
+    // (the command in progress, then its failed read or write), so the
+    // default is a bound for slow machines (Valgrind, qemu), not a wait
+    // anyone sees; 0 stops at once (the tests use it to exercise teardown).
+    long grace_s = 30;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -100,36 +121,37 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "coop-kv: --threads takes 1..1024\n");
                 return 2;
             }
+        } else if (a == "--shutdown-grace" && has_value) {
+            if (!parse_number(argv[++i], 0, 3600, grace_s)) {
+                std::fprintf(stderr, "coop-kv: --shutdown-grace takes 0..3600\n");
+                return 2;
+            }
+        } else if (a == "--accept" && has_value) {
+            const std::string m = argv[++i];
+            if (m == "round-robin") {
+                accept = coop::accept_mode::round_robin;
+            } else if (m == "reuseport") {
+                accept = coop::accept_mode::reuseport;
+            } else {
+                std::fprintf(stderr, "coop-kv: --accept takes round-robin or reuseport\n");
+                return 2;
+            }
         } else {
             usage(stderr, argv[0]);
             return 2;
         }
     }
+    {
+        in_addr probe{};
+        if (::inet_pton(AF_INET, host.c_str(), &probe) != 1) {
+            std::fprintf(stderr, "coop-kv: not an IPv4 address: %s\n", host.c_str());
+            return 2;
+        }
+    }
 
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-        std::fprintf(stderr, "coop-kv: not an IPv4 address: %s\n", host.c_str());
-        return 2;
-    }
-    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (lfd < 0) {
-        std::perror("coop-kv: socket");
-        return 1;
-    }
-    int one = 1;
-    ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(lfd, 4096) != 0) {
-        std::perror("coop-kv: bind/listen");
-        return 1;
-    }
-    socklen_t len = sizeof addr;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-    const unsigned bound_port = ntohs(addr.sin_port);
-
-    // SIGINT/SIGTERM arrive as readable data for a task: through a signalfd
-    // on Linux (the signals stay blocked, no handler runs at all, which
+    // SIGINT/SIGTERM arrive as readable data for a task of reactor 0:
+    // through a signalfd on Linux (the signals stay blocked in every thread,
+    // which inherit this mask from main, so no handler runs at all, which
     // also works under TSan), elsewhere through a handler and a pipe.
 #if defined(__linux__)
     sigset_t stop_signals;
@@ -161,75 +183,72 @@ int main(int argc, char** argv) {
 #endif
     ::signal(SIGPIPE, SIG_IGN);
 
-    // Declared before the reactor: its destructor unwinds the connection
-    // tasks, which still use the engine and the keyspace.
-    kv::keyspace keys(static_cast<unsigned>(threads));
+    // Declared before the runtime: its teardown unwinds whatever tasks are
+    // left, which still use the keyspace, the engine and the server.
+    const auto n = static_cast<unsigned>(threads);
+    kv::keyspace keys(n);
     kv::server_config cfg;
     cfg.bind = host;
-    cfg.port = bound_port;
     kv::engine engine(keys, cfg);
-    const kv::conn_limits limits;
-    coop::reactor r;
+    kv::server srv(engine, kv::conn_limits{}, n);
+    coop::runtime_options ro;
+    ro.threads = n;
+    // A lone reactor has nobody to hand it work: it sleeps at once.
+    if (n == 1) ro.idle_spin = std::chrono::nanoseconds(0);
+    coop::runtime rt(ro);
+    keys.attach(rt);
 
-    std::printf("listening on %s:%u\n", host.c_str(), bound_port);
+    // Round robin by default: connections are dealt out evenly, which
+    // SO_REUSEPORT's hash of the addresses does not do for a few dozen
+    // connections from one client (see README, coop-kv). A client keeps its
+    // connection, so the hand-off per connection costs nothing that shows.
+    std::optional<coop::listener> listener;
+    try {
+        coop::listen_options lo;
+        lo.host = host;
+        lo.port = static_cast<std::uint16_t>(port);
+        lo.backlog = 4096;
+        lo.mode = accept;
+        listener.emplace(rt, lo, [&srv](int fd) { srv.serve(fd); });
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "coop-kv: %s\n", e.what());
+        return 1;
+    }
+    engine.set_port(listener->port());
+
+    std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(listener->port()));
     std::fflush(stdout);
 
-    r.spawn([&, lfd] {
-        std::uint64_t next_id = 1;
-        for (;;) {
-            coop::io::accept_result a = coop::io::accept(lfd);
-            if (a.error) {
-                if (a.error == std::errc::operation_canceled || a.error == std::errc::bad_file_descriptor) return;
-                // Out of fds or memory: back off briefly instead of spinning.
-                if (coop::sleep_for(std::chrono::milliseconds(10))) return;
-                continue;
-            }
-            const int nodelay = 1;
-            ::setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
-            coop::this_reactor().spawn(
-                [&, fd = a.fd, id = next_id++] {
-                    // Out of memory serving one client costs that client
-                    // its connection (serve_connection closes it), not the
-                    // server. coop::forced_unwind is no std::exception and
-                    // passes through.
-                    try {
-                        kv::serve_connection(fd, engine, limits, id);
-                    } catch (const std::exception& e) {
-                        std::fprintf(stderr, "coop-kv: connection %llu closed: %s\n",
-                                     static_cast<unsigned long long>(id), e.what());
-                    }
-                },
-                {64 * 1024, "kv-conn", false});
-        }
-    }, {64 * 1024, "kv-accept", false});
+    for (unsigned i = 0; i < n; ++i) rt.spawn_on(i, [&srv, i] { srv.expire_loop(i); });
 
-    // Active expiry, ten times a second (as Redis's default hz), at most
-    // 2 ms of work per shard each time.
-    r.spawn([&] {
-        for (;;) {
-            if (coop::sleep_for(std::chrono::milliseconds(100))) return;
-            for (unsigned i = 0; i < keys.shard_count(); ++i) {
-                const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
-                keys.shard(i).expire_cycle(kv::unix_millis(), until);
-            }
-        }
-    }, {64 * 1024, "kv-expire", false});
-
-    r.spawn([&r, lfd] {
+    // Shutdown: stop accepting, let every reactor shut its connections
+    // down, and wait for them to end. run() then returns by itself, each
+    // reactor having no task left.
+    rt.spawn_on(0, [&] {
         alignas(8) char record[128];
         static_assert(signal_record <= sizeof record);
         while (coop::io::read(g_signal_pipe[0], record, signal_record).error == std::errc::interrupted) {}
-        coop::close(lfd);     // the acceptor wakes with EBADF and ends
-        r.stop();
-    }, {64 * 1024, "kv-signals", false});
+        listener->close();
+        for (unsigned i = 0; i < n; ++i) rt.post(i, [&srv] { srv.shut_down_here(); });
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(grace_s);
+        while (srv.live() > 0 && std::chrono::steady_clock::now() < until) {
+            if (coop::sleep_for(std::chrono::milliseconds(5))) break;
+        }
+        if (srv.live() > 0) {
+            if (grace_s > 0)
+                std::fprintf(stderr, "coop-kv: %ld connections still open after %lds; stopping\n", srv.live(), grace_s);
+            rt.stop();
+        }
+    });
 
     try {
-        r.run();
+        rt.run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "coop-kv: %s\n", e.what());
         return 1;
     }
-    // Leaving main destroys the reactor first: the connection tasks unwind
-    // and close their connections.
+    // Leaving main closes the listener and destroys the runtime: reactors
+    // that were stopped cancel and unwind their remaining tasks, which
+    // close their connections.
     return 0;
 }

@@ -9,7 +9,7 @@
 #   make bench BENCH_FILTER=re only benchmarks matching the regex (all suites)
 #   make bench-build           build the suites only (ARCH=aarch64: cross-compile)
 #   make bench-summary         re-print the summary of the last run
-#   make bench-kv              coop-kv against redis-server under redis-benchmark
+#   make bench-kv              coop-kv (1 and 2 reactors) against redis-server under redis-benchmark
 #                              (bench/kv_bench.py; also part of `make bench`)
 #   make study                 check/install packages (tools/deps.sh study),
 #                              run build/<arch>/bin/coop-study on every CPU ->
@@ -20,7 +20,7 @@
 #
 # Knobs: BENCH_REPS (repetitions, medians are reported; default 7; the
 # redis-benchmark runs of bench-kv take KV_BENCH_REPS, default 5, and
-# KV_BENCH_REQUESTS per test at -P 1, default 50000),
+# KV_BENCH_REQUESTS per test at -P 1, default 40000),
 # BENCH_MIN_TIME (seconds per repetition; default 0.1), BENCH_ARGS (extra
 # Google Benchmark flags), BENCH_INTERLEAVE (true|false), STUDY_ARGS (extra
 # coop-study flags), SKIP_DEPS=1 (skip tools/deps.sh).
@@ -168,7 +168,7 @@ endif
 # are missing are skipped with the package to install. Under an emulator
 # (a cross ARCH) it would time the emulator: not run.
 KV_BENCH_REPS ?= 5
-KV_BENCH_REQUESTS ?= 50000
+KV_BENCH_REQUESTS ?= 40000
 bench-kv: $(BIN)/coop-kv
 ifeq ($(RUN),)
 	@rm -rf $(BENCH_OUT)/kv

@@ -22,16 +22,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#if defined(__has_include)
+#  if __has_include(<valgrind/valgrind.h>)
+#    include <valgrind/valgrind.h>
+#  endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#  define RUNNING_ON_VALGRIND 0
+#endif
 
 #ifndef COOP_BIN_DIR
 #  define COOP_BIN_DIR "build/x86_64/bin"
@@ -44,6 +56,18 @@ namespace {
 
 // Generous: under qemu-user or a sanitizer everything is much slower.
 constexpr auto kPatience = 60s;
+
+// Fewer clients and requests under qemu (the server runs in the emulator),
+// Valgrind (the clients run in it) and TSan (both are built with it).
+bool slow_run() {
+#if defined(__SANITIZE_THREAD__)
+    return true;
+#else
+    const char* pre = std::getenv("COOP_RUN_PREFIX");
+    return (pre && *pre) || std::getenv("COOP_SLOW_TESTS") || RUNNING_ON_VALGRIND;
+#endif
+}
+int scaled(int n) { return slow_run() ? std::max(1, n / 8) : n; }
 
 using args_t = std::vector<std::string>;
 
@@ -271,7 +295,7 @@ private:
 
 class kv_server : public server_process {
 public:
-    explicit kv_server(std::vector<std::string> extra = {"--threads", "3"})
+    explicit kv_server(std::vector<std::string> extra = {"--threads", "2"})
         : server_process(make_words(std::move(extra)), true) {
         first_line_ = read_line();
         const auto colon = first_line_.rfind(':');
@@ -385,6 +409,14 @@ const std::string kOK = "+OK\r\n";
 const std::string kNil = "$-1\r\n";
 std::string err(const std::string& msg) { return "-" + msg + "\r\n"; }
 std::string arity(const std::string& cmd) { return err("ERR wrong number of arguments for '" + cmd + "' command"); }
+
+// The reactor serving a connection, from coop-kv's CLIENT INFO; -1 if
+// the reply has none.
+int reactor_of(client& c) {
+    const std::string info = c.cmd({"CLIENT", "INFO"});
+    const std::size_t at = info.find(" reactor=");
+    return at == std::string::npos ? -1 : std::atoi(info.c_str() + at + 9);
+}
 
 // A command and the exact reply Redis 7.0 gives to it.
 struct exchange {
@@ -664,6 +696,15 @@ TEST(Kv, WhereItDiffersFromRedis) {
                          bulk("master") + bulk("modules") + "*0\r\n");
     EXPECT_EQ(c.cmd({"CLIENT", "GETNAME"}), bulk("me"));
     EXPECT_EQ(c.cmd({"CLIENT", "ID"}), integer(1));
+    // CLIENT INFO: a few of Redis's fields, and the reactor serving us.
+    const std::string client_info = c.cmd({"CLIENT", "INFO"});
+    const std::string laddr = " laddr=127.0.0.1:" + std::to_string(srv.port()) + " fd=";
+    EXPECT_EQ(client_info.rfind("$", 0), 0u) << client_info;
+    EXPECT_NE(client_info.find("\r\nid=1 addr=127.0.0.1:"), std::string::npos) << client_info;
+    EXPECT_NE(client_info.find(laddr), std::string::npos) << client_info;
+    EXPECT_NE(client_info.find(" name=me db=0 resp=2 reactor="), std::string::npos) << client_info;
+    EXPECT_EQ(client_info.substr(client_info.size() - 3), "\n\r\n") << client_info;
+    EXPECT_EQ(c.cmd({"CLIENT", "INFO", "x"}), arity("client|info"));
     EXPECT_EQ(c.cmd({"HELLO", "2", "AUTH", "bob", "pw"}),
               err("WRONGPASS invalid username-password pair or user is disabled."));
     EXPECT_EQ(c.cmd({"HELLO"}).substr(0, 5), "*14\r\n");
@@ -971,6 +1012,398 @@ TEST(Kv, SlowAndIncompleteRequestsHoldOnlyTheirOwnConnection) {
     EXPECT_TRUE(srv.sockets_back_to(base)) << srv.socket_count() << " sockets, expected " << base;
 }
 
+// ---------------------------------------------------------------- many reactors
+
+// Connections are dealt out round robin, so `n` connections made one after
+// the other land on n different reactors (of n). Each checks which.
+std::vector<std::unique_ptr<client>> one_per_reactor(int port, int n) {
+    std::vector<std::unique_ptr<client>> conns;
+    std::set<int> reactors;
+    for (int i = 0; i < n; ++i) {
+        conns.push_back(std::make_unique<client>(port));
+        reactors.insert(reactor_of(*conns.back()));
+    }
+    EXPECT_EQ(reactors.size(), static_cast<std::size_t>(n));
+    EXPECT_EQ(*reactors.begin(), 0);
+    EXPECT_EQ(*reactors.rbegin(), n - 1);
+    return conns;
+}
+
+TEST(KvThreads, ConnectionsOnDifferentReactorsSeeEachOthersWrites) {
+    for (const int threads : {2, 4}) {
+        kv_server srv({"--threads", std::to_string(threads)});
+        ASSERT_GT(srv.port(), 0) << srv.first_line();
+        auto conns = one_per_reactor(srv.port(), threads);
+        // Each connection writes 64 keys (they fall on every shard), and
+        // every connection reads every key, pipelined.
+        const int keys = 64;
+        for (int w = 0; w < threads; ++w) {
+            std::string burst;
+            for (int k = 0; k < keys; ++k)
+                burst += resp({"SET", "w" + std::to_string(w) + ":" + std::to_string(k), std::to_string(w * 1000 + k)});
+            ASSERT_TRUE(conns[w]->send(burst));
+            for (int k = 0; k < keys; ++k) ASSERT_EQ(conns[w]->reply(), kOK);
+        }
+        for (int r = 0; r < threads; ++r) {
+            std::string burst, want;
+            for (int w = 0; w < threads; ++w) {
+                for (int k = 0; k < keys; ++k) {
+                    burst += resp({"GET", "w" + std::to_string(w) + ":" + std::to_string(k)});
+                    want += bulk(std::to_string(w * 1000 + k));
+                }
+            }
+            ASSERT_TRUE(conns[r]->send(burst));
+            std::string got;
+            for (int i = 0; i < threads * keys; ++i) got += conns[r]->reply();
+            EXPECT_TRUE(got == want) << threads << " threads, reader on reactor " << r;
+            EXPECT_EQ(conns[r]->cmd({"DBSIZE"}), integer(threads * keys));
+        }
+        // A write is seen by the next command of another connection.
+        for (int i = 0; i < 50; ++i) {
+            client& a = *conns[i % threads];
+            client& b = *conns[(i + 1) % threads];
+            const std::string k = "pingpong:" + std::to_string(i % 7);
+            ASSERT_EQ(a.cmd({"SET", k, std::to_string(i)}), kOK);
+            ASSERT_EQ(b.cmd({"GET", k}), bulk(std::to_string(i)));
+            ASSERT_EQ(b.cmd({"DEL", k}), integer(1));
+            ASSERT_EQ(a.cmd({"EXISTS", k}), integer(0));
+        }
+        // Connection ids are unique over the reactors.
+        std::set<std::string> ids;
+        for (auto& c : conns) ids.insert(c->cmd({"CLIENT", "ID"}));
+        EXPECT_EQ(ids.size(), conns.size());
+    }
+}
+
+TEST(KvThreads, IncrFromManyConnectionsCountsExactly) {
+    for (const int threads : {2, 4}) {
+        kv_server srv({"--threads", std::to_string(threads)});
+        ASSERT_GT(srv.port(), 0) << srv.first_line();
+        const int clients = slow_run() ? 4 : 8;
+        const int per_client = scaled(1000);
+        const int burst_len = 50;
+        std::vector<std::vector<long long>> seen(clients);
+        std::vector<int> own(clients, 0);
+        std::vector<std::thread> ts;
+        for (int t = 0; t < clients; ++t) {
+            ts.emplace_back([&, t] {
+                client c(srv.port());
+                // Pipelined bursts: INCR of the shared counter, DECR of a
+                // key of its own.
+                for (int done = 0; done < per_client; done += burst_len) {
+                    const int n = std::min(burst_len, per_client - done);
+                    std::string burst;
+                    for (int i = 0; i < n; ++i)
+                        burst += resp({"INCR", "counter"}) + resp({"DECR", "own:" + std::to_string(t)});
+                    if (!c.send(burst)) return;
+                    for (int i = 0; i < n; ++i) {
+                        const std::string r = c.reply();
+                        if (r.empty() || r[0] != ':') return;
+                        seen[t].push_back(std::atoll(r.c_str() + 1));
+                        if (c.reply() == integer(-(done + i + 1))) ++own[t];
+                    }
+                }
+            });
+        }
+        for (auto& t : ts) t.join();
+        client c(srv.port());
+        EXPECT_EQ(c.cmd({"GET", "counter"}), bulk(std::to_string(clients * per_client))) << threads << " threads";
+        // Every value from 1 to the total was handed out exactly once, and
+        // each client saw its own values increase.
+        std::vector<long long> all;
+        for (int t = 0; t < clients; ++t) {
+            EXPECT_EQ(seen[t].size(), static_cast<std::size_t>(per_client)) << "client " << t;
+            EXPECT_TRUE(std::is_sorted(seen[t].begin(), seen[t].end())) << "client " << t;
+            EXPECT_EQ(own[t], per_client) << "client " << t;
+            all.insert(all.end(), seen[t].begin(), seen[t].end());
+        }
+        std::sort(all.begin(), all.end());
+        std::vector<long long> want(static_cast<std::size_t>(clients * per_client));
+        for (std::size_t i = 0; i < want.size(); ++i) want[i] = static_cast<long long>(i + 1);
+        EXPECT_TRUE(all == want) << threads << " threads";
+    }
+}
+
+TEST(KvThreads, SetNxRacesHaveOneWinner) {
+    kv_server srv({"--threads", "4"});
+    ASSERT_GT(srv.port(), 0) << srv.first_line();
+    const int clients = slow_run() ? 4 : 8;
+    const int keys = scaled(400);
+    std::vector<std::vector<char>> won(clients, std::vector<char>(keys, 0));
+    std::vector<int> replies(clients, 0);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < clients; ++t) {
+        ts.emplace_back([&, t] {
+            client c(srv.port());
+            std::string burst;
+            for (int k = 0; k < keys; ++k) burst += resp({"SET", "race:" + std::to_string(k), "c" + std::to_string(t), "NX"});
+            // All connected before anyone sends, so the bursts overlap.
+            ready.fetch_add(1);
+            while (ready.load() < clients) std::this_thread::yield();
+            std::thread sender([&] { c.send(burst); });
+            for (int k = 0; k < keys; ++k) {
+                const std::string r = c.reply();
+                if (r == kOK) {
+                    won[t][k] = 1;
+                } else if (r != kNil) {
+                    break;
+                }
+                ++replies[t];
+            }
+            sender.join();
+        });
+    }
+    for (auto& t : ts) t.join();
+    client c(srv.port());
+    for (int t = 0; t < clients; ++t) EXPECT_EQ(replies[t], keys) << "client " << t;
+    for (int k = 0; k < keys; ++k) {
+        int winners = 0, winner = -1;
+        for (int t = 0; t < clients; ++t) {
+            if (won[t][k]) {
+                ++winners;
+                winner = t;
+            }
+        }
+        ASSERT_EQ(winners, 1) << "race:" << k;
+        EXPECT_EQ(c.cmd({"GET", "race:" + std::to_string(k)}), bulk("c" + std::to_string(winner)));
+    }
+}
+
+TEST(KvThreads, MultiKeyCommandsAcrossShards) {
+    kv_server srv({"--threads", "4"});
+    ASSERT_GT(srv.port(), 0) << srv.first_line();
+    auto conns = one_per_reactor(srv.port(), 4);
+    client& a = *conns[0];
+    client& b = *conns[2];
+    // 300 keys over four shards, read back with duplicates and missing keys
+    // mixed in, from a connection on another reactor.
+    args_t mset{"MSET"}, mget{"MGET"}, exists{"EXISTS"}, del{"DEL"};
+    std::string want;
+    int present = 0;
+    for (int i = 0; i < 300; ++i) {
+        mset.push_back("m:" + std::to_string(i));
+        mset.push_back("v" + std::to_string(i));
+    }
+    mset.push_back("m:7");                         // a repeated key: the last value wins
+    mset.push_back("seven");
+    for (int i = 0; i < 400; i += 3) {
+        for (const int k : {i, i % 50, i + 1000}) {  // a key, an earlier one again, a missing one
+            const std::string key = "m:" + std::to_string(k);
+            mget.push_back(key);
+            exists.push_back(key);
+            const bool here = k < 300;
+            present += here;
+            want += !here ? kNil : k == 7 ? bulk("seven") : bulk("v" + std::to_string(k));
+        }
+    }
+    ASSERT_EQ(a.cmd(mset), kOK);
+    EXPECT_TRUE(b.cmd(mget) == "*" + std::to_string(mget.size() - 1) + "\r\n" + want);
+    EXPECT_EQ(b.cmd(exists), integer(present));
+    // DEL counts each key once, whichever shard has it.
+    for (int i = 0; i < 300; i += 2) {
+        del.push_back("m:" + std::to_string(i));
+        del.push_back("m:" + std::to_string(i));
+        del.push_back("none:" + std::to_string(i));
+    }
+    EXPECT_EQ(b.cmd(del), integer(150));
+    EXPECT_EQ(a.cmd({"DBSIZE"}), integer(150));
+    EXPECT_EQ(a.cmd({"MGET", "m:0", "m:1", "m:2", "m:3"}), "*4\r\n" + kNil + bulk("v1") + kNil + bulk("v3"));
+    // More keys than one hop takes per shard: several hops, same answers.
+    const int many = scaled(6000);
+    args_t big_mset{"MSET"}, big_mget{"MGET"}, big_del{"DEL"};
+    std::string big_want = "*" + std::to_string(many) + "\r\n";
+    for (int i = 0; i < many; ++i) {
+        const std::string k = "big:" + std::to_string(i);
+        big_mset.push_back(k);
+        big_mset.push_back(std::to_string(i * 7));
+        big_mget.push_back(k);
+        big_del.push_back(k);
+        big_want += bulk(std::to_string(i * 7));
+    }
+    EXPECT_EQ(b.cmd(big_mset), kOK);
+    EXPECT_TRUE(a.cmd(big_mget) == big_want);
+    EXPECT_EQ(conns[3]->cmd(big_del), integer(many));
+    EXPECT_EQ(conns[1]->cmd({"DBSIZE"}), integer(150));
+    EXPECT_EQ(conns[1]->cmd({"FLUSHALL"}), kOK);
+    for (auto& c : conns) EXPECT_EQ(c->cmd({"DBSIZE"}), integer(0));
+}
+
+// Expiry set, changed and read from connections on different reactors: the
+// owner of a key keeps its expiry time, so every connection sees the same
+// TTL, the same PERSIST and the same deletion; and each reactor's active
+// expiry clears its own shard of keys nobody reads again.
+TEST(KvThreads, ExpiryIsTheSameFromEveryReactor) {
+    kv_server srv({"--threads", "4"});
+    ASSERT_GT(srv.port(), 0) << srv.first_line();
+    auto conns = one_per_reactor(srv.port(), 4);
+    client &r0 = *conns[0], &r1 = *conns[1], &r2 = *conns[2], &r3 = *conns[3];
+    const int keys = 40;
+    auto key = [](int i) { return "e:" + std::to_string(i); };
+    for (int i = 0; i < keys; ++i) ASSERT_EQ(r0.cmd({"SET", key(i), "v" + std::to_string(i), "EX", "100"}), kOK);
+    // A TTL of 100 s read back within seconds (slow under Valgrind/qemu).
+    auto about_100s = [](const std::string& ttl) {
+        const long long s = ttl.size() > 1 && ttl[0] == ':' ? std::atoll(ttl.c_str() + 1) : -100;
+        return s > 90 && s <= 100;
+    };
+    for (int i = 0; i < keys; ++i) {
+        const std::string ttl = r1.cmd({"TTL", key(i)});
+        EXPECT_TRUE(about_100s(ttl)) << key(i) << " " << ttl;
+    }
+    // PERSIST the even keys on one reactor: another sees no TTL on them.
+    for (int i = 0; i < keys; i += 2) ASSERT_EQ(r2.cmd({"PERSIST", key(i)}), integer(1));
+    for (int i = 0; i < keys; ++i) {
+        const std::string ttl = r3.cmd({"TTL", key(i)});
+        if (i % 2 == 0) {
+            EXPECT_EQ(ttl, integer(-1)) << key(i);
+        } else {
+            EXPECT_TRUE(about_100s(ttl)) << key(i) << " " << ttl;
+        }
+    }
+    // The odd keys expire (PEXPIRE 1 ms from one reactor, EXPIREAT in the
+    // past from another): gone for every connection, by MGET, EXISTS, TTL.
+    for (int i = 1; i < keys; i += 4) ASSERT_EQ(r3.cmd({"PEXPIRE", key(i), "1"}), integer(1)) << key(i);
+    for (int i = 3; i < keys; i += 4) ASSERT_EQ(r1.cmd({"EXPIREAT", key(i), "1"}), integer(1)) << key(i);
+    std::this_thread::sleep_for(20ms);
+    args_t mget{"MGET"}, exists{"EXISTS"};
+    std::string want = "*" + std::to_string(keys) + "\r\n";
+    for (int i = 0; i < keys; ++i) {
+        mget.push_back(key(i));
+        exists.push_back(key(i));
+        want += i % 2 == 0 ? bulk("v" + std::to_string(i)) : kNil;
+    }
+    for (auto& c : conns) {
+        EXPECT_TRUE(c->cmd(mget) == want) << "reactor " << reactor_of(*c);
+        EXPECT_EQ(c->cmd(exists), integer(keys / 2)) << "reactor " << reactor_of(*c);
+        EXPECT_EQ(c->cmd({"TTL", key(1)}), integer(-2));
+        EXPECT_EQ(c->cmd({"PTTL", key(3)}), integer(-2));
+    }
+    // Active expiry on every reactor: 800 keys (on every shard) that nobody
+    // reads again leave DBSIZE, which counts keys not yet deleted.
+    std::string burst;
+    for (int i = 0; i < 800; ++i) burst += resp({"SET", "tmp:" + std::to_string(i), "v", "PX", "30"});
+    ASSERT_TRUE(r1.send(burst));
+    for (int i = 0; i < 800; ++i) ASSERT_EQ(r1.reply(), kOK);
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    std::string size;
+    while (std::chrono::steady_clock::now() < until) {
+        size = r2.cmd({"DBSIZE"});
+        if (size == integer(keys / 2)) break;
+        std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(size, integer(keys / 2));
+}
+
+TEST(KvThreads, PipelinesMixingShardsKeepTheirOrder) {
+    kv_server srv({"--threads", "4"});
+    ASSERT_GT(srv.port(), 0) << srv.first_line();
+    auto conns = one_per_reactor(srv.port(), 4);
+    // Runs of commands for one shard, switches between shards, keyless and
+    // multi-key commands and inline commands in between: every reply in
+    // command order, on every reactor.
+    for (auto& c : conns) {
+        std::string burst, want;
+        const int n = scaled(4000);
+        for (int i = 0; i < n; ++i) {
+            // Six commands per key, keys changing every six.
+            const int g = i / 6;
+            const std::string k = "o:" + std::to_string(g % 37), x = "o:x" + std::to_string(g);
+            const std::string v = std::to_string(i);
+            switch (i % 6) {
+                case 0:
+                case 1:
+                    burst += resp({"SET", k, v}) + resp({"GET", k});
+                    want += kOK + bulk(v);
+                    break;
+                case 2:
+                    burst += resp({"PING", v});
+                    want += bulk(v);
+                    break;
+                case 3:
+                    burst += resp({"MSET", k, v, x, v}) + resp({"MGET", x, k});
+                    want += kOK + "*2\r\n" + bulk(v) + bulk(v);
+                    break;
+                case 4:
+                    burst += "GET " + k + "\r\n";
+                    want += bulk(std::to_string(i - 1));
+                    break;
+                default:
+                    burst += resp({"DEL", k, x, k});
+                    want += integer(2);
+            }
+        }
+        std::thread sender([&] { c->send(burst); });
+        std::string got;
+        while (got.size() < want.size()) {
+            const std::string r = c->reply();
+            if (r.empty()) break;
+            got += r;
+        }
+        sender.join();
+        EXPECT_TRUE(got == want) << "reactor " << reactor_of(*c);
+    }
+}
+
+TEST(KvThreads, ReuseportAcceptModeServesOneKeyspace) {
+    kv_server srv({"--threads", "2", "--accept", "reuseport"});
+    ASSERT_GT(srv.port(), 0) << srv.first_line();
+    std::vector<std::unique_ptr<client>> conns;
+    for (int i = 0; i < 8; ++i) {
+        conns.push_back(std::make_unique<client>(srv.port()));
+        const int r = reactor_of(*conns.back());
+        EXPECT_TRUE(r == 0 || r == 1) << r;
+    }
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(conns[i]->cmd({"SET", "r:" + std::to_string(i), "x"}), kOK);
+    for (auto& c : conns) EXPECT_EQ(c->cmd({"EXISTS", "r:0", "r:1", "r:2", "r:3", "r:4", "r:5", "r:6", "r:7"}), integer(8));
+}
+
+// With a grace period the connections finish their commands and close
+// (no task is canceled); without one the reactors stop at once and the
+// runtime's teardown cancels the tasks parked in hops to other reactors.
+TEST(KvThreads, ShutdownWithCrossShardPipelinesInFlight) {
+    for (const auto& [sig, grace] : {std::pair{SIGTERM, "30"}, std::pair{SIGINT, "0"}}) {
+        kv_server srv({"--threads", "4", "--shutdown-grace", grace});
+        ASSERT_GT(srv.port(), 0) << srv.first_line();
+        const int clients = slow_run() ? 4 : 8;
+        std::atomic<int> answered{0};
+        std::vector<char> closed(clients, 0);
+        std::vector<std::thread> ts;
+        for (int t = 0; t < clients; ++t) {
+            ts.emplace_back([&, t] {
+                client c(srv.port());
+                // Bursts of commands on keys of every shard, sent while the
+                // previous burst's replies are still coming: there are
+                // always hops in progress when the signal comes.
+                std::string burst;
+                for (int i = 0; i < 100; ++i) {
+                    const std::string k = "s:" + std::to_string((t * 100 + i) % 61);
+                    burst += resp({"SET", k, std::string(100 + i, 'v')}) + resp({"INCR", "n:" + std::to_string(i % 13)}) +
+                             resp({"MGET", k, "s:1", "s:2", "s:3"}) + resp({"GET", k});
+                }
+                bool counted = false;
+                for (;;) {
+                    std::thread sender([&] { c.send(burst); });
+                    int got = 0;
+                    while (got < 400 && !c.reply().empty()) ++got;
+                    sender.join();
+                    if (got < 400) break;
+                    if (!counted) answered.fetch_add(1);
+                    counted = true;
+                }
+                closed[t] = c.closed_by_peer();
+            });
+        }
+        const auto until = std::chrono::steady_clock::now() + kPatience;
+        while (answered.load() < clients && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+        EXPECT_EQ(answered.load(), clients);
+        const int st = srv.stop_with(sig);
+        for (auto& t : ts) t.join();
+        EXPECT_TRUE(WIFEXITED(st)) << "signal " << sig << " status " << st;
+        EXPECT_EQ(WEXITSTATUS(st), 0);
+        for (int t = 0; t < clients; ++t) EXPECT_TRUE(closed[t]) << "client " << t;
+    }
+}
+
 // ---------------------------------------------------------------- process
 
 TEST(Kv, SignalsExitZeroWithConnectionsOpen) {
@@ -1012,11 +1445,12 @@ TEST(Kv, CommandLine) {
         EXPECT_NE(first.find("usage:"), std::string::npos) << first;
         std::string all;
         for (std::string l = p.read_line(); !l.empty(); l = p.read_line()) all += l + "\n";
-        EXPECT_NE(all.find("one reactor thread"), std::string::npos) << all;
+        EXPECT_NE(all.find("reactor threads, each owning one shard"), std::string::npos) << all;
         EXPECT_EQ(wait_child(p.pid(), kPatience), 0);
     }
     for (std::vector<std::string> bad : {std::vector<std::string>{"--threads", "0"}, {"--port", "70000"},
-                                        {"--host", "not-an-ip"}, {"--bogus"}, {"--threads"}}) {
+                                        {"--host", "not-an-ip"}, {"--bogus"}, {"--threads"},
+                                        {"--accept", "hash"}, {"--accept"}, {"--shutdown-grace", "-1"}}) {
         std::vector<std::string> w{std::string(COOP_BIN_DIR) + "/coop-kv"};
         w.insert(w.end(), bad.begin(), bad.end());
         server_process p(w, true);
@@ -1057,6 +1491,27 @@ TEST(KvRedis, RedisCliCommands) {
     EXPECT_EQ(cli({"GET", "mass:12345"}).out, "12345\n");
     // RESP3 is refused; redis-cli says so and goes on in RESP2.
     EXPECT_EQ(cli({"-3", "PING"}, "", true).out, "HELLO 3 failed: NOPROTO unsupported protocol version\nPONG\n");
+}
+
+TEST(KvRedis, RedisCliOnTwoReactorsSeesOneKeyspace) {
+    REQUIRE_PROGRAM("redis-cli");
+    kv_server srv({"--threads", "2"});
+    ASSERT_GT(srv.port(), 0);
+    const std::string port = std::to_string(srv.port());
+    auto cli = [&](const std::string& input) { return run({"redis-cli", "-p", port}, input).out; };
+    auto reactor = [](const std::string& out) {
+        const std::size_t at = out.find(" reactor=");
+        return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 9);
+    };
+    // Two redis-cli processes, one connection each, one after the other:
+    // round robin puts them on different reactors.
+    const std::string first = cli("CLIENT INFO\nSET a 1\nMSET b 2 c 3 d 4 e 5 f 6\nINCR a\nSET g 7 NX\n");
+    const std::string second = cli("CLIENT INFO\nMGET a b c d e f g h\nSET g 8 NX\nDEL a b c\nDBSIZE\n");
+    ASSERT_NE(reactor(first), -1) << first;
+    ASSERT_NE(reactor(second), -1) << second;
+    EXPECT_NE(reactor(first), reactor(second));
+    EXPECT_EQ(first.substr(first.find('\n') + 1), "OK\nOK\n2\nOK\n");
+    EXPECT_EQ(second.substr(second.find('\n') + 1), "2\n2\n3\n4\n5\n6\n7\n\n\n3\n4\n");
 }
 
 TEST(KvRedis, RedisBenchmarkRuns) {

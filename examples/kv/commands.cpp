@@ -2,35 +2,47 @@
 //
 // Every handler gets the whole argument vector with the arity already
 // checked, and appends exactly one reply. A command touches keys only
-// through keyspace::on_shard(), one key at a time; the closure it passes
-// may append to the reply buffer, because the connection's task waits for
-// it to return (locally, a plain call).
+// through keyspace::on_shard(); the closure it passes may append to the
+// reply buffer and read the arguments, because the connection's task waits
+// for it to return (on the owner's reactor, or locally as a plain call).
+// A single-key command finds its key's route in ctx::key, computed once by
+// engine::prepare(); when the connection runs it on the owner's reactor
+// (kv/server.cpp batches them), its on_shard() is a plain call there.
 #include "kv/commands.hpp"
+
+#include <coop/reactor.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace kv {
-
-namespace {
 
 using resp::outbuf;
 using argv_t = std::span<const std::string_view>;
 
-constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
-constexpr std::int64_t kI64Min = std::numeric_limits<std::int64_t>::min();
-
+// What a handler gets.
 struct ctx {
     argv_t argv;
     session& s;
     outbuf& out;
     engine& eng;
     millis now;
+    const keyspace::route& key;      // argv[1]'s, for single-key commands
 };
 
 using handler = void (*)(ctx&);
+
+namespace {
+
+constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kI64Min = std::numeric_limits<std::int64_t>::min();
 
 // `lower` is a lowercase ASCII word: compare ignoring the case of s.
 bool ieq(std::string_view s, std::string_view lower) noexcept {
@@ -100,7 +112,7 @@ void cmd_echo(ctx& c) { c.out.bulk(c.argv[1]); }
 
 void cmd_get(ctx& c) {
     const std::string_view key = c.argv[1];
-    const keyspace::route r = c.eng.keys().locate(key);
+    const keyspace::route& r = c.key;
     c.eng.keys().on_shard(r, [&](store& st) {
         if (entry* e = st.find(key, r.hash, c.now)) {
             c.out.bulk(e->value());
@@ -162,7 +174,7 @@ void cmd_set(ctx& c) {
     }
 
     const std::string_view key = c.argv[1], value = c.argv[2];
-    const keyspace::route r = c.eng.keys().locate(key);
+    const keyspace::route& r = c.key;
     c.eng.keys().on_shard(r, [&](store& st) {
         if (flags & (NX | XX | GET)) {
             entry* e = st.find(key, r.hash, c.now);
@@ -183,36 +195,101 @@ void cmd_set(ctx& c) {
     });
 }
 
-void cmd_del(ctx& c) {
-    std::int64_t n = 0;
-    for (std::size_t j = 1; j < c.argv.size(); ++j) {
-        const std::string_view key = c.argv[j];
-        const keyspace::route r = c.eng.keys().locate(key);
-        c.eng.keys().on_shard(r, [&](store& st) {
-            if (entry* e = st.find(key, r.hash, c.now)) {
-                st.erase(e);
-                ++n;
-            }
-        });
+// The keys of a multi-key command, key k being argv[first + k * step],
+// grouped by shard (in argument order within a shard), so that the command
+// makes one hop per shard. A shard with more than kChunk keys gets one hop
+// per kChunk keys, so that one command holds another reactor for a bounded
+// time; between chunks run locally the connection's reactor lets its other
+// tasks run.
+class key_groups {
+public:
+    static constexpr std::size_t kChunk = 1024;
+
+    key_groups(const keyspace& ks, argv_t argv, std::size_t first, std::size_t step)
+        : argv_(argv), first_(first), step_(step), routes_((argv.size() - first + step - 1) / step),
+          start_(ks.shard_count() + 1, 0), order_(routes_.size()) {
+        for (std::size_t k = 0; k < routes_.size(); ++k) {
+            routes_[k] = ks.locate(argv[first + k * step]);
+            ++start_[routes_[k].shard + 1];
+        }
+        for (std::size_t s = 1; s < start_.size(); ++s) start_[s] += start_[s - 1];
+        std::vector<std::uint32_t> next(start_.begin(), start_.end() - 1);
+        for (std::size_t k = 0; k < routes_.size(); ++k) order_[next[routes_[k].shard]++] = static_cast<std::uint32_t>(k);
     }
+
+    std::size_t size() const noexcept { return routes_.size(); }
+    std::string_view key(std::uint32_t k) const noexcept { return argv_[first_ + k * step_]; }
+    std::string_view arg_after(std::uint32_t k) const noexcept { return argv_[first_ + k * step_ + 1]; }
+    std::uint64_t hash(std::uint32_t k) const noexcept { return routes_[k].hash; }
+
+    // The shard of every key when all fit in one hop, else -1.
+    int one_hop() const noexcept {
+        if (routes_.empty() || routes_.size() > kChunk) return -1;
+        const unsigned s = routes_[0].shard;
+        return start_[s + 1] - start_[s] == routes_.size() ? static_cast<int>(s) : -1;
+    }
+
+    // visit(shard, keys) for each chunk, shard by shard; false from visit
+    // stops there and is returned.
+    template <class V>
+    bool for_each(keyspace& ks, V&& visit) {
+        std::size_t done = 0;
+        for (unsigned s = 0; s + 1 < start_.size(); ++s) {
+            for (std::size_t b = start_[s]; b < start_[s + 1]; b += kChunk) {
+                const std::size_t e = std::min(b + kChunk, start_[s + 1]);
+                if (!visit(s, std::span<const std::uint32_t>(order_.data() + b, e - b))) return false;
+                done += e - b;
+                if (done < order_.size() && ks.is_local(s)) coop::yield();
+            }
+        }
+        return true;
+    }
+
+private:
+    argv_t argv_;
+    std::size_t first_, step_;
+    std::vector<keyspace::route> routes_;
+    std::vector<std::size_t> start_;        // shard s's keys: order_[start_[s], start_[s + 1])
+    std::vector<std::uint32_t> order_;
+};
+
+void cmd_del(ctx& c) {
+    key_groups g(c.eng.keys(), c.argv, 1, 1);
+    std::int64_t n = 0;
+    g.for_each(c.eng.keys(), [&](unsigned shard, std::span<const std::uint32_t> keys) {
+        n += c.eng.keys().on_shard(shard, [&](store& st) {
+            std::int64_t gone = 0;
+            for (const std::uint32_t k : keys) {
+                if (entry* e = st.find(g.key(k), g.hash(k), c.now)) {
+                    st.erase(e);
+                    ++gone;
+                }
+            }
+            return gone;
+        });
+        return true;
+    });
     c.out.integer(n);
 }
 
 void cmd_exists(ctx& c) {
+    key_groups g(c.eng.keys(), c.argv, 1, 1);
     std::int64_t n = 0;
-    for (std::size_t j = 1; j < c.argv.size(); ++j) {
-        const std::string_view key = c.argv[j];
-        const keyspace::route r = c.eng.keys().locate(key);
-        c.eng.keys().on_shard(r, [&](store& st) {
-            if (st.find(key, r.hash, c.now)) ++n;
+    g.for_each(c.eng.keys(), [&](unsigned shard, std::span<const std::uint32_t> keys) {
+        n += c.eng.keys().on_shard(shard, [&](store& st) {
+            std::int64_t found = 0;
+            for (const std::uint32_t k : keys)
+                if (st.find(g.key(k), g.hash(k), c.now)) ++found;
+            return found;
         });
-    }
+        return true;
+    });
     c.out.integer(n);
 }
 
 void incr_by(ctx& c, std::int64_t delta) {
     const std::string_view key = c.argv[1];
-    const keyspace::route r = c.eng.keys().locate(key);
+    const keyspace::route& r = c.key;
     c.eng.keys().on_shard(r, [&](store& st) {
         entry* e = st.find(key, r.hash, c.now);
         std::int64_t v = 0;
@@ -234,32 +311,60 @@ void cmd_incr(ctx& c) { incr_by(c, 1); }
 void cmd_decr(ctx& c) { incr_by(c, -1); }
 
 void cmd_mget(ctx& c) {
-    c.out.array(c.argv.size() - 1);
+    key_groups g(c.eng.keys(), c.argv, 1, 1);
     const std::size_t limit = c.eng.config().max_output;
-    for (std::size_t j = 1; j < c.argv.size(); ++j) {
-        const std::string_view key = c.argv[j];
-        const keyspace::route r = c.eng.keys().locate(key);
-        c.eng.keys().on_shard(r, [&](store& st) {
-            if (entry* e = st.find(key, r.hash, c.now)) {
-                c.out.bulk(e->value());
-            } else {
-                c.out.null_bulk();
+    c.out.array(g.size());
+    auto get = [&](store& st, std::uint32_t k, outbuf& to) {
+        if (entry* e = st.find(g.key(k), g.hash(k), c.now)) {
+            to.bulk(e->value());
+        } else {
+            to.null_bulk();
+        }
+    };
+    if (const int shard = g.one_hop(); shard >= 0) {
+        // One shard: the values go straight into the reply, in key order.
+        c.eng.keys().on_shard(static_cast<unsigned>(shard), [&](store& st) {
+            for (std::uint32_t k = 0; k < g.size(); ++k) {
+                get(st, k, c.out);
+                if (c.out.size() > limit) {
+                    c.s.reply_overflow = true;
+                    return;
+                }
             }
         });
-        if (c.out.size() > limit) {
-            c.s.reply_overflow = true;
-            return;
-        }
+        return;
     }
+    // Several hops: each appends its keys' replies to `parts`, and they go
+    // into the reply in key order at the end.
+    outbuf parts;
+    std::vector<std::pair<std::size_t, std::size_t>> where(g.size());
+    const bool fits = g.for_each(c.eng.keys(), [&](unsigned shard, std::span<const std::uint32_t> keys) {
+        return c.eng.keys().on_shard(shard, [&](store& st) {
+            for (const std::uint32_t k : keys) {
+                const std::size_t from = parts.size();
+                get(st, k, parts);
+                where[k] = {from, parts.size()};
+                if (parts.size() + c.out.size() > limit) return false;
+            }
+            return true;
+        });
+    });
+    if (!fits) {
+        c.s.reply_overflow = true;
+        return;
+    }
+    for (const auto& [from, to] : where) c.out.raw(parts.data() + from, to - from);
 }
 
 void cmd_mset(ctx& c) {
     if (c.argv.size() % 2 == 0) return reply_arity(c.out, "mset");
-    for (std::size_t j = 1; j < c.argv.size(); j += 2) {
-        const std::string_view key = c.argv[j], value = c.argv[j + 1];
-        const keyspace::route r = c.eng.keys().locate(key);
-        c.eng.keys().on_shard(r, [&](store& st) { st.set(key, r.hash, value, no_expiry, false, c.now); });
-    }
+    key_groups g(c.eng.keys(), c.argv, 1, 2);
+    g.for_each(c.eng.keys(), [&](unsigned shard, std::span<const std::uint32_t> keys) {
+        c.eng.keys().on_shard(shard, [&](store& st) {
+            for (const std::uint32_t k : keys) st.set(g.key(k), g.hash(k), g.arg_after(k), no_expiry, false, c.now);
+        });
+        return true;
+    });
     reply_ok(c.out);
 }
 
@@ -298,7 +403,7 @@ void expire_generic(ctx& c, const char* name, bool seconds, bool relative) {
     when += base;
 
     const std::string_view key = c.argv[1];
-    const keyspace::route r = c.eng.keys().locate(key);
+    const keyspace::route& r = c.key;
     c.eng.keys().on_shard(r, [&](store& st) {
         entry* e = st.find(key, r.hash, c.now);
         if (!e) return c.out.integer(0);
@@ -321,7 +426,7 @@ void cmd_pexpireat(ctx& c) { expire_generic(c, "pexpireat", false, false); }
 
 void ttl_generic(ctx& c, bool ms) {
     const std::string_view key = c.argv[1];
-    const keyspace::route r = c.eng.keys().locate(key);
+    const keyspace::route& r = c.key;
     c.eng.keys().on_shard(r, [&](store& st) {
         entry* e = st.find(key, r.hash, c.now);
         if (!e) return c.out.integer(-2);
@@ -335,7 +440,7 @@ void cmd_pttl(ctx& c) { ttl_generic(c, true); }
 
 void cmd_persist(ctx& c) {
     const std::string_view key = c.argv[1];
-    const keyspace::route r = c.eng.keys().locate(key);
+    const keyspace::route& r = c.key;
     c.eng.keys().on_shard(r, [&](store& st) {
         entry* e = st.find(key, r.hash, c.now);
         if (!e || e->expire_at == no_expiry) return c.out.integer(0);
@@ -346,14 +451,16 @@ void cmd_persist(ctx& c) {
 
 void cmd_dbsize(ctx& c) {
     std::size_t n = 0;
-    for (unsigned i = 0; i < c.eng.keys().shard_count(); ++i) n += c.eng.keys().shard(i).size();
+    for (unsigned i = 0; i < c.eng.keys().shard_count(); ++i)
+        n += c.eng.keys().on_shard(i, [](store& st) { return st.size(); });
     c.out.integer(static_cast<std::int64_t>(n));
 }
 
 void cmd_flushall(ctx& c) {
     if (c.argv.size() > 2 || (c.argv.size() == 2 && !ieq(c.argv[1], "async") && !ieq(c.argv[1], "sync")))
         return reply_syntax(c.out);
-    for (unsigned i = 0; i < c.eng.keys().shard_count(); ++i) c.eng.keys().shard(i).clear();
+    for (unsigned i = 0; i < c.eng.keys().shard_count(); ++i)
+        c.eng.keys().on_shard(i, [](store& st) { st.clear(); });
     reply_ok(c.out);
 }
 
@@ -461,6 +568,35 @@ void client_setname(ctx& c) {
     c.s.name.assign(c.argv[2]);
     reply_ok(c.out);
 }
+// "ip:port" of one end of a socket (Redis's format: "[ip]:port" for IPv6).
+std::string address_of(int fd, bool peer) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    auto* sa = reinterpret_cast<sockaddr*>(&ss);
+    if ((peer ? ::getpeername(fd, sa, &len) : ::getsockname(fd, sa, &len)) != 0) return "?:0";
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
+        port = ntohs(v4->sin_port);
+        return std::string(ip) + ":" + std::to_string(port);
+    }
+    if (ss.ss_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
+        port = ntohs(v6->sin6_port);
+        return "[" + std::string(ip) + "]:" + std::to_string(port);
+    }
+    return "?:0";
+}
+// A few of Redis's fields, and the reactor serving the connection.
+void client_info(ctx& c) {
+    std::string line = "id=" + std::to_string(c.s.id) + " addr=" + address_of(c.s.fd, true) +
+                       " laddr=" + address_of(c.s.fd, false) + " fd=" + std::to_string(c.s.fd) + " name=" + c.s.name +
+                       " db=0 resp=2 reactor=" + std::to_string(c.s.reactor) + "\n";
+    c.out.bulk(line);
+}
 void client_help(ctx& c) {
     static constexpr const char* lines[] = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -468,6 +604,8 @@ void client_help(ctx& c) {
         "    Return the name of the current connection.",
         "ID",
         "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
         "HELP",
@@ -478,6 +616,7 @@ void client_help(ctx& c) {
 constexpr subcommand kClientSubs[] = {
     {"getname", 2, client_getname},
     {"id", 2, client_id},
+    {"info", 2, client_info},
     {"setname", 3, client_setname},
     {"help", 2, client_help},
 };
@@ -634,6 +773,10 @@ void cmd_config(ctx& c) { dispatch_sub(c, "config", kConfigSubs); }
 
 // ---------------------------------------------------------------- the table
 
+void cmd_command(ctx& c);
+
+} // namespace
+
 struct command_def {
     const char* name;          // lowercase
     int arity;                 // Redis's: n exactly, or at least -n arguments (name included)
@@ -646,7 +789,7 @@ struct command_def {
     const char* summary;
 };
 
-void cmd_command(ctx& c);
+namespace {
 
 const command_def kCommands[] = {
     {"get", 2, cmd_get, "readonly fast", 1, 1, 1, "@read @string @fast", "string", "1.0.0",
@@ -842,13 +985,29 @@ void reply_unknown_command(outbuf& out, argv_t argv) {
 
 engine::engine(keyspace& ks, server_config cfg) : ks_(ks), cfg_(std::move(cfg)) {}
 
-void engine::execute(std::span<const std::string_view> argv, session& s, resp::outbuf& out, millis now) {
-    const command_def* d = find_command(argv[0]);
-    if (!d) return reply_unknown_command(out, argv);
-    const int argc = static_cast<int>(argv.size());
-    if ((d->arity > 0 && argc != d->arity) || (d->arity < 0 && argc < -d->arity)) return reply_arity(out, d->name);
-    ctx c{argv, s, out, *this, now};
-    d->fn(c);
+namespace {
+bool arity_ok(const command_def* d, std::size_t argc) noexcept {
+    const int n = static_cast<int>(argc);
+    return d->arity > 0 ? n == d->arity : n >= -d->arity;
+}
+} // namespace
+
+prepared engine::prepare(std::span<const std::string_view> argv) const noexcept {
+    prepared p;
+    p.def = find_command(argv[0]);
+    if (p.def && p.def->first_key == 1 && p.def->last_key == 1 && arity_ok(p.def, argv.size())) {
+        p.single_key = true;
+        p.key = ks_.locate(argv[1]);
+    }
+    return p;
+}
+
+void engine::run(const prepared& p, std::span<const std::string_view> argv, session& s, resp::outbuf& out,
+                 millis now) {
+    if (!p.def) return reply_unknown_command(out, argv);
+    if (!arity_ok(p.def, argv.size())) return reply_arity(out, p.def->name);
+    ctx c{argv, s, out, *this, now, p.key};
+    p.def->fn(c);
 }
 
 } // namespace kv

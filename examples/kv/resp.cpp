@@ -170,7 +170,8 @@ parser::status parser::next(const char* data, std::size_t len) {
         if (len == 0) return status::need_more;
         mode_ = data[0] == '*' ? mode::multibulk : mode::inline_cmd;
     }
-    return mode_ == mode::multibulk ? parse_multibulk(data, len) : parse_inline(data, len);
+    args_in_parser_ = mode_ == mode::inline_cmd;
+    return args_in_parser_ ? parse_inline(data, len) : parse_multibulk(data, len);
 }
 
 parser::status parser::parse_inline(const char* data, std::size_t len) {

@@ -61,6 +61,11 @@ public:
     // or next() is called again, and the bytes the command took.
     std::span<const std::string_view> args() const noexcept { return {argv_.data(), argv_.size()}; }
     std::size_t consumed() const noexcept { return consumed_; }
+    // After status::command: true when the arguments are the parser's own
+    // copy (an inline command, unquoted), which the next call to next()
+    // overwrites; false when they are views into the caller's bytes, valid
+    // as long as those bytes stay where they are.
+    bool args_in_parser() const noexcept { return args_in_parser_; }
 
     // After status::error: the error reply's text, e.g.
     // "ERR Protocol error: invalid bulk length" (no '-', no CRLF).
@@ -94,6 +99,7 @@ private:
     std::vector<std::string_view> argv_;
     std::string inline_store_;
     std::size_t consumed_ = 0;
+    bool args_in_parser_ = false;
     std::string error_;
 };
 

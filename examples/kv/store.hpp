@@ -3,25 +3,31 @@
 // values with optional expiry times).
 //
 // Sharding. keyspace::locate(key) hashes the key once; the high bits pick
-// the shard and the store reuses the whole hash for its table. A shard is
-// owned by exactly one reactor, and only that reactor's tasks touch its
-// store. With one reactor every shard is local; keyspace::on_shard() is the
-// one place where a command reaches a shard, so routing a command to the
-// reactor that owns a remote shard plugs in there.
+// the shard and the store reuses the whole hash for its table. Once attached
+// to a coop::runtime, shard i belongs to reactor i, and only tasks of that
+// reactor touch its store: keyspace::on_shard() runs a function on the
+// owner, directly when the caller is a task of that reactor, else as a task
+// there (coop::runtime::call_on) while the caller parks. Without a runtime
+// (the unit tests) every shard is local.
 //
 // Expiry. Times are Unix milliseconds (Redis's clock: EXPIREAT/PXAT take
 // absolute times). A key whose expiry time is below `now` is gone: find()
 // deletes it when it meets it (lazy expiry), and expire_cycle(), which the
-// server runs periodically, samples keys that carry an expiry time and
-// deletes the expired ones, so keys nobody reads again do not pile up.
+// server runs periodically on the shard's reactor, samples keys that carry
+// an expiry time and deletes the expired ones, so keys nobody reads again do
+// not pile up.
 #ifndef COOP_KV_STORE_HPP
 #define COOP_KV_STORE_HPP
+
+#include <coop/runtime.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <system_error>
+#include <type_traits>
 #include <vector>
 
 namespace kv {
@@ -116,10 +122,21 @@ private:
     std::uint64_t rng_;
 };
 
+// A hop to a shard's reactor that did not happen: runtime::call_on gave
+// ECANCELED (the runtime is being torn down) or ETIMEDOUT.
+class shard_unreachable : public std::system_error {
+public:
+    explicit shard_unreachable(std::error_code e) : std::system_error(e, "coop-kv: shard unreachable") {}
+};
+
 class keyspace {
 public:
-    // `shards` stores, all owned by the calling thread (one reactor).
+    // `shards` stores; until attach(), all local to whoever calls.
     explicit keyspace(unsigned shards);
+
+    // From now on shard i belongs to reactor i of rt (rt.size() must equal
+    // shard_count()). Before rt.run().
+    void attach(coop::runtime& rt) noexcept { rt_ = &rt; }
 
     struct route {
         unsigned shard;
@@ -130,22 +147,49 @@ public:
         return {static_cast<unsigned>((h >> 40) % shard_count_), h};
     }
 
-    // Run fn(store&) on the shard that owns the key. Every shard is local
-    // for now: a direct call.
+    // True when the calling thread runs the reactor that owns the shard.
+    bool is_local(unsigned shard) const noexcept {
+        if (shard_count_ == 1 || !rt_) return true;
+        return coop::runtime::current() == rt_ && coop::runtime::current_index() == shard;
+    }
+
+    // Run fn() on the reactor that owns the shard and return its value:
+    // a plain call when that is the caller's reactor, else fn runs as a
+    // task of the owner while the calling task parks (one hop there and
+    // back). fn may refer to the caller's stack: the caller waits for it.
+    // That is safe only because fn never parks and the server never cancels
+    // a task that waits here while the runtime runs (see kv/server.cpp);
+    // if the wait fails anyway (teardown), shard_unreachable is thrown.
     template <class F>
-    decltype(auto) on_shard(const route& r, F&& fn) {
-        return fn(*stores_[r.shard]);
+    std::invoke_result_t<F&> on_owner(unsigned shard, F&& fn) {
+        using R = std::invoke_result_t<F&>;
+        if (is_local(shard)) return fn();
+        auto r = rt_->call_on(shard, [&fn]() -> R { return fn(); });
+        if (r.error) throw shard_unreachable(r.error);
+        if constexpr (!std::is_void_v<R>) return std::move(*r.value);
+    }
+
+    // on_owner() for fn(store&) on the shard's store.
+    template <class F>
+    std::invoke_result_t<F&, store&> on_shard(unsigned shard, F&& fn) {
+        store& st = *stores_[shard];
+        return on_owner(shard, [&fn, &st]() -> std::invoke_result_t<F&, store&> { return fn(st); });
+    }
+    template <class F>
+    std::invoke_result_t<F&, store&> on_shard(const route& r, F&& fn) {
+        return on_shard(r.shard, std::forward<F>(fn));
     }
 
     unsigned shard_count() const noexcept { return shard_count_; }
-    // A shard's store, for whole-keyspace operations (DBSIZE, FLUSHALL,
-    // active expiry) run by the reactor that owns it.
+    // A shard's store, for its owner (active expiry) and for tests; other
+    // reactors go through on_shard().
     store& shard(unsigned i) noexcept { return *stores_[i]; }
 
 private:
     unsigned shard_count_;
     std::uint64_t seed_;
     std::vector<std::unique_ptr<store>> stores_;
+    coop::runtime* rt_ = nullptr;
 };
 
 } // namespace kv
