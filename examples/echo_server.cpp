@@ -14,35 +14,20 @@
 #include <coop/io.hpp>
 #include <coop/reactor.hpp>
 
+#include "stop_signals.hpp"
+
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#if defined(__linux__)
-#  include <sys/signalfd.h>
-#endif
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 namespace {
-
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void on_signal(int) {
-    const int saved = errno;
-    const char c = 1;
-    ssize_t r = ::write(g_signal_pipe[1], &c, 1);   // async-signal-safe
-    (void)r;
-    errno = saved;
-}
 
 // Owns an fd for the lifetime of a task; closes it through coop so that
 // nobody is left waiting on it.
@@ -107,32 +92,9 @@ int main(int argc, char** argv) {
     socklen_t len = sizeof addr;
     ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
 
-    // SIGINT/SIGTERM arrive as readable data for a task. On Linux through a
-    // signalfd (the signals stay blocked, no handler runs at all); elsewhere
-    // a handler writes a byte into a pipe.
-#if defined(__linux__)
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-    g_signal_pipe[0] = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (g_signal_pipe[0] < 0) { std::perror("coop-echo: signalfd"); return 1; }
-    constexpr std::size_t signal_record = sizeof(signalfd_siginfo);
-#else
-    if (::pipe(g_signal_pipe) != 0) { std::perror("coop-echo: pipe"); return 1; }
-    for (int fd : g_signal_pipe) {
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    struct sigaction sa{};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    constexpr std::size_t signal_record = 1;
-#endif
-    ::signal(SIGPIPE, SIG_IGN);
+    // SIGINT/SIGTERM reach a task as data (examples/stop_signals.hpp).
+    coop_examples::stop_signals stop;
+    if (!stop.open("coop-echo")) return 1;
 
     coop::reactor r;
 
@@ -153,10 +115,8 @@ int main(int argc, char** argv) {
         }
     }, {64 * 1024, "echo-accept", false});
 
-    r.spawn([&r, lfd] {
-        alignas(8) char record[128];
-        static_assert(signal_record <= sizeof record);
-        while (coop::io::read(g_signal_pipe[0], record, signal_record).error == std::errc::interrupted) {}
+    r.spawn([&r, &stop, lfd] {
+        stop.wait();
         coop::close(lfd);     // the acceptor wakes with EBADF and ends
         r.stop();
     }, {64 * 1024, "echo-signals", false});

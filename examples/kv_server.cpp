@@ -26,15 +26,12 @@
 #include <coop/io.hpp>
 #include <coop/listener.hpp>
 #include <coop/reactor.hpp>
+
+#include "stop_signals.hpp"
 #include <coop/runtime.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#if defined(__linux__)
-#  include <sys/signalfd.h>
-#endif
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,22 +39,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <system_error>
 
 namespace {
-
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void on_signal(int) {
-    const int saved = errno;
-    const char c = 1;
-    ssize_t r = ::write(g_signal_pipe[1], &c, 1);   // async-signal-safe
-    (void)r;
-    errno = saved;
-}
 
 void usage(std::FILE* to, const char* argv0) {
     std::fprintf(to,
@@ -149,39 +135,9 @@ int main(int argc, char** argv) {
         }
     }
 
-    // SIGINT/SIGTERM arrive as readable data for a task of reactor 0:
-    // through a signalfd on Linux (the signals stay blocked in every thread,
-    // which inherit this mask from main, so no handler runs at all, which
-    // also works under TSan), elsewhere through a handler and a pipe.
-#if defined(__linux__)
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-    g_signal_pipe[0] = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (g_signal_pipe[0] < 0) {
-        std::perror("coop-kv: signalfd");
-        return 1;
-    }
-    constexpr std::size_t signal_record = sizeof(signalfd_siginfo);
-#else
-    if (::pipe(g_signal_pipe) != 0) {
-        std::perror("coop-kv: pipe");
-        return 1;
-    }
-    for (int fd : g_signal_pipe) {
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    struct sigaction sa{};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    constexpr std::size_t signal_record = 1;
-#endif
-    ::signal(SIGPIPE, SIG_IGN);
+    // SIGINT/SIGTERM reach a task as data (examples/stop_signals.hpp).
+    coop_examples::stop_signals stop;
+    if (!stop.open("coop-kv")) return 1;
 
     // Declared before the runtime: its teardown unwinds whatever tasks are
     // left, which still use the keyspace, the engine and the server.
@@ -225,9 +181,7 @@ int main(int argc, char** argv) {
     // down, and wait for them to end. run() then returns by itself, each
     // reactor having no task left.
     rt.spawn_on(0, [&] {
-        alignas(8) char record[128];
-        static_assert(signal_record <= sizeof record);
-        while (coop::io::read(g_signal_pipe[0], record, signal_record).error == std::errc::interrupted) {}
+        stop.wait();
         listener->close();
         for (unsigned i = 0; i < n; ++i) rt.post(i, [&srv] { srv.shut_down_here(); });
         const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(grace_s);
