@@ -15,7 +15,7 @@ sets=("$@")
 
 base=(make g++ python3 pkg-config googletest libgtest-dev)
 test_pkgs=("${base[@]}" g++-aarch64-linux-gnu qemu-user)
-bench_pkgs=("${base[@]}" libbenchmark-dev libbenchmark-tools libboost-context-dev libuv1-dev gnuplot-nox)
+bench_pkgs=("${base[@]}" libbenchmark-dev libbenchmark-tools libboost-context-dev libuv1-dev gnuplot-nox strace)
 study_pkgs=(make g++ python3 gnuplot-nox)
 cross_pkgs=(g++-aarch64-linux-gnu)
 check_pkgs=("${test_pkgs[@]}" clang llvm-14 libclang-rt-14-dev valgrind gdb gdb-multiarch linux-perf binutils-aarch64-linux-gnu)

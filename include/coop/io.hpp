@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <system_error>
 
 namespace coop::io {
@@ -55,6 +56,19 @@ COOP_API result write(int fd, const void* buf, std::size_t n, deadline d = {});
 COOP_API result read_exact(int fd, void* buf, std::size_t n, deadline d = {});
 // All n bytes, or an error. The deadline bounds the whole call.
 COOP_API result write_all(int fd, const void* buf, std::size_t n, deadline d = {});
+
+// Files. One pread(2) / pwrite(2) at `offset` (the file position is
+// neither used nor moved); may move fewer than n bytes; size 0 from pread
+// means end of file. On io_uring they go through the ring like the calls
+// above, so a disk read does not hold up the reactor's thread. epoll and
+// kqueue cannot wait for a regular file: inside a task the call runs on the
+// offload pool (coop/offload.hpp) while the task parks, through a buffer of
+// the worker's own (copied from buf for pwrite, into buf for pread); a
+// deadline or a cancel returns at once there, and a pwrite that has reached
+// its worker may still be carried out. Outside a task: the plain system
+// call, on every backend. EINVAL for an offset beyond what off_t holds.
+COOP_API result pread(int fd, void* buf, std::size_t n, std::uint64_t offset, deadline d = {});
+COOP_API result pwrite(int fd, const void* buf, std::size_t n, std::uint64_t offset, deadline d = {});
 
 // Accept one connection on a non-blocking listening socket. addr/len as for
 // accept(2). Transient per-connection failures (ECONNABORTED, EPROTO) are

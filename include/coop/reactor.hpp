@@ -172,8 +172,9 @@ struct posted_impl;
 
 class reactor {
 public:
-    // Creates the kernel poller (epoll or kqueue) and its wake-up channel.
-    // Throws std::system_error if the kernel refuses.
+    // Creates the kernel backend (see Backends above) and its wake-up
+    // channel. Throws std::system_error if the kernel refuses,
+    // std::invalid_argument for a COOP_POLLER this build does not have.
     COOP_API reactor();
     // Cancels and runs, then unwinds, every task that has not finished (see
     // the file comment) and frees them. Posted callables that never ran are
@@ -221,8 +222,12 @@ public:
     // Diagnostics: how many times the reactor has asked the kernel for
     // events (blocking or not).
     COOP_API std::uint64_t polls() const noexcept;
-    // "epoll" or "kqueue".
-    COOP_API static const char* backend() noexcept;
+    // The kernel interface this reactor uses: "io_uring", "epoll" or
+    // "kqueue" (see the file comment, Backends).
+    COOP_API const char* backend() const noexcept;
+    // The one a reactor constructed now would use (COOP_POLLER included).
+    // Sets up and drops a backend to find out; throws as the constructor.
+    COOP_API static const char* default_backend();
 
     detail::reactor_impl* impl() const noexcept { return impl_; }
 
