@@ -100,10 +100,16 @@ LIB_SO := $(BUILD)/libcoop.so
 SONAME := libcoop.so.0
 
 # ---------------------------------------------------------------- examples
+# examples/<name>.cpp is the main of build/<arch>/bin/coop-<name>, except that
+# a "_server" suffix is dropped (echo_server.cpp -> coop-echo, kv_server.cpp
+# -> coop-kv: the names users type). A multi-file example keeps its other
+# sources in examples/<short name>/ (coop-kv: examples/kv/*.cpp), included
+# as "kv/...".
 EXAMPLE_SRCS := $(wildcard examples/*.cpp)
-EXAMPLE_BINS := $(patsubst examples/%.cpp,$(BIN)/coop-%,$(EXAMPLE_SRCS))
-# examples/echo_server.cpp is installed as coop-echo (the name users type)
-EXAMPLE_BINS := $(subst coop-echo_server,coop-echo,$(EXAMPLE_BINS))
+example_name = $(patsubst %_server,%,$(basename $(notdir $(1))))
+example_parts = $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard examples/$(1)/*.cpp))
+EXAMPLE_BINS := $(foreach s,$(EXAMPLE_SRCS),$(BIN)/coop-$(call example_name,$(s)))
+$(OBJ)/examples/%.o: CPPFLAGS += -Iexamples
 
 .PHONY: all lib examples test test-aarch64 install clean
 .SECONDARY:
@@ -145,11 +151,11 @@ $(LIB_SO): $(LIB_OBJS) $(LIB_VERSION_SCRIPT)
 # $(call link_with_lib,objects): every program links the static library.
 link_with_lib = mkdir -p $(dir $@) && $(CXX) $(LDFLAGS) -o $@ $(1) $(LIB_A) $(LDLIBS)
 
-$(BIN)/coop-%: $(OBJ)/examples/%.o $(LIB_A)
-	$(call link_with_lib,$<)
-
-$(BIN)/coop-echo: $(OBJ)/examples/echo_server.o $(LIB_A)
-	$(call link_with_lib,$<)
+define example_rule
+$(BIN)/coop-$(call example_name,$(1)): $(patsubst %.cpp,$(OBJ)/%.o,$(1)) $(call example_parts,$(call example_name,$(1))) $(LIB_A)
+	$$(call link_with_lib,$$(filter %.o,$$^))
+endef
+$(foreach s,$(EXAMPLE_SRCS),$(eval $(call example_rule,$(s))))
 
 # ---------------------------------------------------------------- tests
 # Every tests/*_test.cpp goes into one GoogleTest binary. GoogleTest itself is
@@ -160,6 +166,9 @@ TEST_SRCS := $(wildcard tests/*_test.cpp)
 TEST_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(TEST_SRCS))
 TEST_BIN := $(BIN)/coop-tests
 GTEST_OBJS := $(OBJ)/gtest/gtest-all.o $(OBJ)/gtest/gtest_main.o
+# The parts of multi-file examples have unit tests of their own (coop-kv's
+# protocol parser and hash table: tests/kv_*_test.cpp), so they are linked in.
+TEST_EXAMPLE_OBJS := $(call example_parts,kv)
 # Helper programs the tests run (gdb target, crash reports, ...): tests/progs/*.cpp
 TEST_PROG_SRCS := $(wildcard tests/progs/*.cpp)
 TEST_PROGS := $(patsubst tests/progs/%.cpp,$(BIN)/progs/%,$(TEST_PROG_SRCS))
@@ -168,10 +177,10 @@ $(OBJ)/gtest/%.o: $(GTEST_DIR)/src/%.cc $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 $(OPT) -g -fPIC $(ARCH_FLAGS) $(SAN_FLAGS) -I$(GTEST_DIR)/include -I$(GTEST_DIR) -c $< -o $@
 
-$(OBJ)/tests/%.o: CPPFLAGS += -I$(GTEST_DIR)/include -DCOOP_BIN_DIR='"$(abspath $(BIN))"'
+$(OBJ)/tests/%.o: CPPFLAGS += -Iexamples -I$(GTEST_DIR)/include -DCOOP_BIN_DIR='"$(abspath $(BIN))"'
 
-$(TEST_BIN): $(TEST_OBJS) $(GTEST_OBJS) $(LIB_A)
-	$(call link_with_lib,$(TEST_OBJS) $(GTEST_OBJS))
+$(TEST_BIN): $(TEST_OBJS) $(TEST_EXAMPLE_OBJS) $(GTEST_OBJS) $(LIB_A)
+	$(call link_with_lib,$(TEST_OBJS) $(TEST_EXAMPLE_OBJS) $(GTEST_OBJS))
 
 $(BIN)/progs/%: $(OBJ)/tests/progs/%.o $(LIB_A)
 	$(call link_with_lib,$<)
@@ -210,7 +219,7 @@ on_both_backends = \
     echo "COOP_POLLER=epoll $(1)"; COOP_POLLER=epoll $(1); \
   fi
 endif
-BACKEND_GTEST_ARGS = $(or $(GTEST_ARGS),--gtest_filter='$(REACTOR_TESTS)')
+BACKEND_GTEST_ARGS = $(or $(GTEST_ARGS),--gtest_filter='$(REACTOR_TESTS):Kv*')
 
 .PHONY: test-run
 test-run: lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)

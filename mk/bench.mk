@@ -9,6 +9,8 @@
 #   make bench BENCH_FILTER=re only benchmarks matching the regex (all suites)
 #   make bench-build           build the suites only (ARCH=aarch64: cross-compile)
 #   make bench-summary         re-print the summary of the last run
+#   make bench-kv              coop-kv against redis-server under redis-benchmark
+#                              (bench/kv_bench.py; also part of `make bench`)
 #   make study                 check/install packages (tools/deps.sh study),
 #                              run build/<arch>/bin/coop-study on every CPU ->
 #                              build/<arch>/study/*.json, merge that into
@@ -21,7 +23,9 @@
 #   make echo-syscalls         system calls per echoed message, counted with
 #                              strace -c over a fixed run (the same script)
 #
-# Knobs: BENCH_REPS (repetitions, medians are reported; default 7),
+# Knobs: BENCH_REPS (repetitions, medians are reported; default 7; the
+# redis-benchmark runs of bench-kv take KV_BENCH_REPS, default 5, and
+# KV_BENCH_REQUESTS per test at -P 1, default 50000),
 # BENCH_MIN_TIME (seconds per repetition; default 0.1), BENCH_ARGS (extra
 # Google Benchmark flags), BENCH_INTERLEAVE (true|false), STUDY_ARGS (extra
 # coop-study flags), SKIP_DEPS=1 (skip tools/deps.sh).
@@ -34,7 +38,7 @@
 # `make bench` starts after tools/deps.sh, so packages it has just installed
 # are found.
 
-.PHONY: bench bench-run bench-build bench-summary study study-run study-build study-plot deps-bench deps-study \
+.PHONY: bench bench-run bench-build bench-summary bench-kv study study-run study-build study-plot deps-bench deps-study \
   echo-load echo-compare echo-syscalls
 
 BENCH_OUT := $(BUILD)/bench
@@ -162,11 +166,24 @@ else
 	  echo "bench: BENCH_FILTER='$$filter' matches no benchmark in any suite (or is not a valid regex)" >&2; \
 	  exit 1; \
 	fi
+	@$(MAKE) --no-print-directory SKIP_DEPS=1 bench-kv
 	@$(PYTHON) tools/bench_summary.py $(BENCH_OUT) | tee $(BENCH_OUT)/summary.txt
 endif
 
-bench-summary:
-	@$(PYTHON) tools/bench_summary.py $(BENCH_OUT)
+# coop-kv and redis-server under the same redis-benchmark client. Peers that
+# are missing are skipped with the package to install. Under an emulator
+# (a cross ARCH) it would time the emulator: not run.
+KV_BENCH_REPS ?= 5
+KV_BENCH_REQUESTS ?= 50000
+bench-kv: $(BIN)/coop-kv
+ifeq ($(RUN),)
+	@rm -rf $(BENCH_OUT)/kv
+	@echo "==== kv_bench"
+	@$(PYTHON) bench/kv_bench.py --coop-kv $(BIN)/coop-kv --out $(BENCH_OUT)/kv --reps $(KV_BENCH_REPS) \
+	  --requests $(KV_BENCH_REQUESTS) --filter '$(BENCH_FILTER)'
+else
+	@echo "kv_bench: $(BIN)/coop-kv is built; run the comparison on a real $(ARCH) machine."
+endif
 
 # ---------------------------------------------------------------- study
 STUDY_BIN := $(BIN)/coop-study

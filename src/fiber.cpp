@@ -36,18 +36,34 @@ eh_state* init_eh(thread_state* ts) noexcept {
     return ts->eh;
 }
 
-void switch_fp_env(thread_state* ts, fiber_ctx& from, fiber_ctx& to) noexcept {
-    const fp_control now = fp_control_save();
-    if (from.keep_fp_env) {
-        from.fp = now;
-        from.fp_saved = true;
-    } else {
-        ts->shared_fp = now;           // what the executions without their own use
+void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept {
+    // Exceptions: ours into our record (if any), theirs out of theirs.
+    if (g->caught || g->uncaught) {
+        from.eh = *g;
+        from.flags |= ctx_holds_eh;
     }
-    if (to.keep_fp_env && to.fp_saved)
-        fp_control_restore(to.fp);
-    else if (from.keep_fp_env)
-        fp_control_restore(ts->shared_fp);   // set when a shared side last left for a keeping one
+    if (to.flags & ctx_holds_eh) {
+        *g = to.eh;
+        to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
+    } else {
+        *g = eh_state{};
+    }
+    // FP control state: a side that keeps its own saves it; the executions
+    // without their own share the thread's, kept in thread_state while one
+    // with its own runs.
+    if ((from.flags | to.flags) & ctx_keep_fp) {
+        const fp_control now = fp_control_save();
+        if (from.flags & ctx_keep_fp) {
+            from.fp = now;
+            from.flags |= ctx_fp_saved;
+        } else {
+            ts->shared_fp = now;
+        }
+        if ((to.flags & (ctx_keep_fp | ctx_fp_saved)) == (ctx_keep_fp | ctx_fp_saved))
+            fp_control_restore(to.fp);
+        else if (from.flags & ctx_keep_fp)
+            fp_control_restore(ts->shared_fp);   // set when a shared side last left for a keeping one
+    }
 }
 
 namespace {
@@ -65,6 +81,7 @@ constinit thread_local unsigned t_colour [[gnu::tls_model("initial-exec")]] = 0;
 
 std::uint64_t next_id() noexcept {
     if (t_id_next == t_id_end) [[unlikely]] {
+        // relaxed: only uniqueness matters, which the RMW gives by itself
         t_id_next = g_next_id_block.fetch_add(kIdBlock, std::memory_order_relaxed);
         t_id_end = t_id_next + kIdBlock;
     }
@@ -105,10 +122,9 @@ void diagnose_abandoned(const fiber* f, const char* why) noexcept {
 [[noreturn]] void exit_fiber(fiber* f) noexcept {
     thread_state* ts = this_thread();
     fiber_ctx& to = *f->exit_to;
-    swap_eh(ts->eh ? ts->eh : init_eh(ts), f->self, to);
+    switch_special(ts, ts->eh ? ts->eh : init_eh(ts), f->self, to);
     ts->current = to.owner;
     ts->left = &f->self;
-    if (f->self.keep_fp_env | to.keep_fp_env) switch_fp_env(ts, f->self, to);
     hooks::asan_leave(nullptr, to.stack_lo, to.stack_size);
     hooks::tsan_switch(to.tsan);
     fiber_switch(to.sp, &f->self.sp, nullptr);
@@ -158,7 +174,7 @@ void init_fiber(fiber* f, coop::stack&& s, const coroutine_options& o, fiber_run
         f->name[sizeof f->name - 1] = '\0';
     }
     f->self.owner = f;
-    f->self.keep_fp_env = o.preserve_fp_env;
+    f->self.flags = o.preserve_fp_env ? ctx_keep_fp : 0;
     f->self.stack_lo = s.bottom();
     f->self.stack_size = s.size();
     f->self.tsan = hooks::tsan_create();

@@ -297,6 +297,7 @@ void overflow_arm() noexcept {
         return;
     t_armed = 1;
     if (!auto_install_enabled()) return;
+    // acq_rel: one thread installs; install_handlers() itself runs under a mutex
     if (!g_auto_installed.exchange(true, std::memory_order_acq_rel)) install_handlers();
     ensure_alt_stack();
 }

@@ -109,7 +109,7 @@ void scheduler::task_ended(task_block* t) noexcept {
         reap = t;                     // freed once we run on another stack
     }
     fiber_ctx* to = &loop;
-    if (hops_left != 0 && !loop_wanted && !attention.load(std::memory_order_relaxed)) {
+    if (hops_left != 0 && !attention.load(std::memory_order_relaxed)) {
         --hops_left;
         if (task_block* n = rq.pop()) {
             COOP_ASSERT(n->state == task_state::runnable);
@@ -139,11 +139,15 @@ task_block* reactor_impl::adopt(fiber* f, task_block* b) {
     b->owner = this;
     b->has_handle = true;
     b->canceled = tearing_down;       // a task spawned during teardown never starts
+    if (free_slots_.empty()) {
+        live_.push_back(nullptr);                    // may throw: nothing is changed yet
+        free_slots_.reserve(live_.capacity());       // retire() then never allocates
+        free_slots_.push_back(static_cast<std::uint32_t>(live_.size() - 1));
+    }
+    b->slot = free_slots_.back();
+    free_slots_.pop_back();
+    live_[b->slot] = b;
     f->sched = b;
-    b->all_prev = nullptr;
-    b->all_next = all_head;
-    if (all_head) all_head->all_prev = b;
-    all_head = b;
     ++live;
     if (rt) rt->add_work();
     b->state = task_state::runnable;
@@ -155,9 +159,9 @@ void reactor_impl::retire(task_block* t) noexcept {
     COOP_ASSERT(t->state != task_state::done);
     COOP_ASSERT(t->wait == nullptr && t->heap_index == no_heap_index);
     t->state = task_state::done;
-    if (t->all_prev) t->all_prev->all_next = t->all_next; else all_head = t->all_next;
-    if (t->all_next) t->all_next->all_prev = t->all_prev;
-    t->all_prev = t->all_next = nullptr;
+    COOP_ASSERT(live_[t->slot] == t);
+    live_[t->slot] = nullptr;
+    free_slots_.push_back(t->slot);                  // within the reserved capacity
     --live;
     wake_all(t->joiners, 0);
     if (rt) rt->remove_work();
@@ -166,7 +170,7 @@ void reactor_impl::retire(task_block* t) noexcept {
 void reactor_impl::report_detached(std::exception_ptr e) noexcept {
     if (tearing_down) return;         // nobody left to tell: the reactor is going away
     if (!detached_error) detached_error = std::move(e);
-    loop_wanted = true;
+    attention.store(true, std::memory_order_relaxed);
 }
 
 void reactor_impl::fire_timers(std::int64_t now) noexcept {
@@ -318,6 +322,24 @@ void await_delivery(remote_waiter* w) noexcept {
     }
 }
 
+// Spin up to ns (or to the next timer) for `attention`, the flag producers
+// set with every inbox item; true if it came.
+bool reactor_impl::spin_for_attention(std::int64_t ns) noexcept {
+    std::int64_t until = monotonic_ns() + ns;
+    if (!timers.empty() && timers.next() < until) until = timers.next();
+    do {
+        for (int i = 0; i < 64; ++i) {
+            if (attention.load(std::memory_order_relaxed)) return true;
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            asm volatile("yield");
+#endif
+        }
+    } while (monotonic_ns() < until);
+    return false;
+}
+
 // The loop resumes t; returns when a task switches to the loop.
 inline void reactor_impl::resume_from_loop(task_block* t) noexcept {
     COOP_ASSERT(t->state == task_state::runnable);
@@ -346,7 +368,6 @@ void reactor_impl::run() {
 
     for (;;) {
         // Work only the loop does: errors to rethrow, stop(), the inbox.
-        loop_wanted = false;
         if (detached_error) [[unlikely]]
             std::rethrow_exception(std::exchange(detached_error, nullptr));
         if (stop_requested.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -363,6 +384,11 @@ void reactor_impl::run() {
             // Alone, a reactor is done when its tasks are; in a runtime,
             // when the runtime is (another reactor may still post to it).
             if (!rt && live == 0 && !inbox_pending()) return;
+            // In a runtime, spin a little before sleeping: a value handed
+            // over by another reactor then costs a cache-line transfer
+            // instead of a kernel wake-up of this thread (producers write
+            // the eventfd only while `sleeping` is set).
+            if (rt && rt->idle_spin_ns > 0 && spin_for_attention(rt->idle_spin_ns)) continue;
             sleeping.store(true, std::memory_order_relaxed);
             // Under inbox_mu_ (see `sleeping`): items, and a runtime that
             // finished just now (all_done() signals under the same mutex).
@@ -399,7 +425,8 @@ void reactor_impl::teardown() noexcept {
     // 1. Cancel every task and run them: blocking calls fail with ECANCELED
     //    (after one trip through the loop), so most tasks end by themselves.
     //    A bounded number of rounds: a task that ignores ECANCELED moves on.
-    for (task_block* t = all_head; t; t = t->all_next) {
+    for (task_block* t : live_) {
+        if (!t) continue;
         t->canceled = true;
         if (t->state == task_state::parked) wake(t, ECANCELED);
     }
@@ -426,18 +453,24 @@ void reactor_impl::teardown() noexcept {
 
     // 2. Unwind what is left: forced_unwind from the switch each task is
     //    suspended in; tasks that never started are dropped without running.
-    while (task_block* t = all_head) {
-        fiber* f = t->fib;
-        if (f->state == fiber_state::suspended) {
-            if (t->wait || t->heap_index != no_heap_index) park_unwound(t, t->wait);
-            t->state = task_state::running;
-            unwind_fiber(f);          // its exit comes back here (fiber::caller)
-            if (reap) reap_now();
+    //    (A task unwound here may spawn: its task takes any free slot, so
+    //    sweep until none is left.)
+    while (live > 0) {
+        for (std::size_t i = 0; i < live_.size(); ++i) {
+            task_block* t = live_[i];
+            if (!t) continue;
+            fiber* f = t->fib;
+            if (f->state == fiber_state::suspended) {
+                if (t->wait || t->heap_index != no_heap_index) park_unwound(t, t->wait);
+                t->state = task_state::running;
+                unwind_fiber(f);      // its exit comes back here (fiber::caller)
+                if (reap) reap_now();
+            }
+            if (t->state != task_state::done) retire(t);
+            t->owner = nullptr;
+            if (f->state == fiber_state::abandoned) continue;   // diagnosed; its stack is leaked
+            if (!t->has_handle) destroy_fiber(f);                // else the handle frees it
         }
-        if (t->state != task_state::done) retire(t);
-        t->owner = nullptr;
-        if (f->state == fiber_state::abandoned) continue;   // diagnosed; its stack is leaked
-        if (!t->has_handle) destroy_fiber(f);                // else the handle frees it
     }
     rq = run_queue{};                 // unwound tasks' operations may have woken others
     drop_streams();

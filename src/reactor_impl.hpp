@@ -8,7 +8,10 @@
 //      threads touch through post(), deliver_remote() and stop(): the inbox
 //      (under inbox_mu_), sleeping, stop_requested and attention (atomics),
 //      and the runtime's shared counter.
-//   2. A task is in all_head's list iff it is not done; live counts them.
+//   2. A task has a slot in live_ iff it is not done (live counts them);
+//      free_slots_ holds the others and has room for all of them, so that
+//      retiring a task never allocates. The table is the reactor's own
+//      memory: spawning and ending a task touch no other task's stack.
 //   3. fd_waiters counts tasks parked in wait_fd() or next_connection() and
 //      I/O operations in flight that a task waits for (run_io()); the loop
 //      polls the kernel while tasks are runnable only when it is non-zero.
@@ -120,6 +123,10 @@ struct runtime_shared {
     std::atomic<std::int64_t> work{0};
     std::atomic<bool> finished{false};
     std::vector<reactor_impl*> reactors;
+    std::int64_t idle_spin_ns = 0;        // how long an idle reactor spins before sleeping
+    // relaxed: an increment always happens before the decrement that pairs
+    // with it (same thread, or through the inbox mutex), so the count cannot
+    // reach 0 early; only the decrement to 0 needs to order (below).
     void add_work() noexcept { work.fetch_add(1, std::memory_order_relaxed); }
     // acq_rel: whoever takes the count to 0 sees every other reactor's last
     // changes; they all see `finished` through the wake-up that follows.
@@ -160,7 +167,6 @@ public:
     bool completion;                    // poll->completion_based()
     timer_heap timers;
     fd_table fds;
-    task_block* all_head = nullptr;     // live tasks (invariant 2)
     std::size_t fd_waiters = 0;         // tasks waiting on the kernel (invariant 3)
     std::size_t task_ops = 0;           // operations in flight for tasks (invariant 3)
     accept_stream* accept_streams = nullptr;   // every stream not yet freed
@@ -189,8 +195,12 @@ private:
     void teardown() noexcept;
     void drop_streams() noexcept;
     void resume_from_loop(task_block* t) noexcept;
+    bool spin_for_attention(std::int64_t ns) noexcept;
 
     // The inbox: what other threads hand to this reactor.
+    std::vector<task_block*> live_;          // live tasks by slot; null where free (invariant 2)
+    std::vector<std::uint32_t> free_slots_;  // slots of live_ that are free
+
     std::mutex inbox_mu_;
     posted_fn* post_head_ = nullptr;        // guarded by inbox_mu_: callables to start as tasks
     posted_fn* post_tail_ = nullptr;

@@ -15,14 +15,74 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace coop {
 
 namespace detail {
 
+namespace {
+// The task on the target reactor that runs a remote call. Moved into the
+// task; if the task is dropped unstarted (its reactor torn down), the call
+// ends with ECANCELED for its caller.
+struct remote_runner {
+    remote_call* c;
+    explicit remote_runner(remote_call* x) noexcept : c(x) {}
+    remote_runner(remote_runner&& o) noexcept : c(std::exchange(o.c, nullptr)) {}
+    remote_runner& operator=(remote_runner&&) = delete;
+    ~remote_runner() {
+        if (!c) return;
+        {
+            std::lock_guard<std::mutex> lk(c->mu);
+            if (c->st == remote_call::state::queued) {   // the caller still waits: tell it
+                c->st = remote_call::state::done;
+                c->err = ECANCELED;
+                deliver_remote(&c->waiter);
+            }
+        }
+        c->release();
+    }
+    void operator()() {
+        remote_call* x = std::exchange(c, nullptr);
+        {
+            std::lock_guard<std::mutex> lk(x->mu);
+            if (x->st == remote_call::state::abandoned) {
+                x->release();
+                return;
+            }
+            x->st = remote_call::state::running;
+        }
+        x->run();
+        {
+            std::lock_guard<std::mutex> lk(x->mu);
+            if (x->st != remote_call::state::abandoned) {
+                x->st = remote_call::state::done;
+                deliver_remote(&x->waiter);                // under mu: see remote_call_withdraw()
+            }
+        }
+        x->release();
+    }
+};
+} // namespace
+
+void remote_call_post(runtime& rt, std::size_t i, remote_call* c) {
+    rt.post(i, remote_runner(c));
+}
+
+void remote_call_withdraw(remote_call* c) noexcept {
+    bool wait = false;
+    {
+        std::lock_guard<std::mutex> lk(c->mu);
+        if (c->st == remote_call::state::done) wait = true;   // delivered under mu, not yet handled
+        else c->st = remote_call::state::abandoned;
+    }
+    if (wait) await_delivery(&c->waiter);   // cannot fail (returns at once while unwinding)
+    c->release();
+}
+
 void runtime_shared::all_done() noexcept {
-    finished.store(true, std::memory_order_release);
+    finished.store(true, std::memory_order_release);   // read with acquire by each loop
     for (reactor_impl* r : reactors) r->wake_loop();
 }
 
@@ -57,6 +117,7 @@ struct runtime::impl {
 runtime::runtime(runtime_options o) : impl_(new impl) {
     impl_->opts = o;
     impl_->cpus = online_cpus();
+    impl_->shared.idle_spin_ns = o.idle_spin.count() > 0 ? o.idle_spin.count() : 0;
     std::size_t n = o.threads;
     if (n == 0) {
         const long c = ::sysconf(_SC_NPROCESSORS_ONLN);

@@ -2,6 +2,8 @@
 // between tasks of different reactors, and the offload pool. Real threads,
 // real kernel wake-ups; outcomes and ordering only, never speed.
 #include <coop/channel.hpp>
+#include <coop/io.hpp>
+#include <coop/listener.hpp>
 #include <coop/offload.hpp>
 #include <coop/reactor.hpp>
 #include <coop/runtime.hpp>
@@ -9,13 +11,17 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <unistd.h>
 #include <sched.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -171,6 +177,65 @@ TEST(Runtime, PinningPutsEachReactorOnItsCpu) {
     EXPECT_TRUE(CPU_EQUAL(&after, &set));
 }
 
+// ---------------------------------------------------------------- call_on
+
+TEST(CallOn, RunsOnTheTargetReactorAndBringsBackTheValueOrTheException) {
+    coop::runtime rt({.threads = 2});
+    std::size_t ran_on = 99;
+    int got = 0;
+    bool caught = false;
+    rt.spawn_on(0, [&] {
+        auto r = rt.call_on(1, [&] {
+            ran_on = coop::runtime::current_index();
+            coop::sleep_for(1ms);                            // it runs as a task there: it may park
+            return 42;
+        });
+        ASSERT_TRUE(r);
+        got = *r.value;
+        try {
+            (void)rt.call_on(1, []() -> int { throw std::runtime_error("there"); });
+        } catch (const std::runtime_error& e) {
+            caught = std::string(e.what()) == "there";
+        }
+        auto same = rt.call_on(0, [] { return coop::runtime::current_index(); });   // inline
+        EXPECT_EQ(*same.value, 0u);
+    });
+    rt.run();
+    EXPECT_EQ(ran_on, 1u);
+    EXPECT_EQ(got, 42);
+    EXPECT_TRUE(caught);
+}
+
+TEST(CallOn, DeadlineAndCancelReturnAtOnceAndTheCallerIsSafe) {
+    coop::runtime rt({.threads = 2});
+    auto finished = std::make_shared<std::atomic<int>>(0);
+    std::error_code timed, canceled;
+    rt.spawn_on(0, [&] {
+        timed = rt.call_on(1, [finished] {                   // owns what it uses
+                     coop::sleep_for(50ms);
+                     ++*finished;
+                 }, 5ms).error;
+        coop::task t = coop::this_reactor().spawn([&] {
+            canceled = rt.call_on(1, [finished] {
+                           coop::sleep_for(50ms);
+                           ++*finished;
+                       }).error;
+        });
+        coop::sleep_for(5ms);
+        t.cancel();
+        EXPECT_FALSE(t.join(1s));                            // returned at once
+    });
+    rt.run();                                                 // the calls finish on reactor 1
+    EXPECT_EQ(timed, std::errc::timed_out);
+    EXPECT_EQ(canceled, std::errc::operation_canceled);
+    EXPECT_EQ(finished->load(), 2);
+}
+
+TEST(CallOn, OutsideATaskIsALogicError) {
+    coop::runtime rt({.threads = 1});
+    EXPECT_THROW(rt.call_on(0, [] {}), std::logic_error);
+}
+
 // ---------------------------------------------------------------- shared channels
 
 TEST(SharedChannel, ManyProducersAndConsumersOnDifferentReactors) {
@@ -296,6 +361,77 @@ TEST(SharedChannel, OutsideATaskOnlyWhatNeedNotPark) {
     EXPECT_THROW(ch.recv(v), std::logic_error);
 }
 
+// ---------------------------------------------------------------- listener
+
+// A blocking client: connect to 127.0.0.1:port, send `msg`, read it back.
+std::string echo_once(std::uint16_t port, const std::string& msg) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string got;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::send(fd, msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size())) {
+        char buf[256];
+        while (got.size() < msg.size()) {
+            const ssize_t k = ::recv(fd, buf, sizeof buf, 0);
+            if (k <= 0) break;
+            got.append(buf, static_cast<std::size_t>(k));
+        }
+    }
+    ::close(fd);
+    return got;
+}
+
+void serve_echo(int fd) {
+    char buf[256];
+    for (;;) {
+        coop::io::result r = coop::io::read(fd, buf, sizeof buf, 5s);
+        if (!r || r.size == 0) break;
+        if (!coop::io::write_all(fd, buf, r.size, 5s)) break;
+    }
+    coop::close(fd);
+}
+
+TEST(Listener, BothModesServeEveryReactorAndCloseEndsTheRuntime) {
+    for (coop::accept_mode mode : {coop::accept_mode::round_robin, coop::accept_mode::reuseport}) {
+        coop::runtime rt({.threads = 2});
+        coop::listener l(rt, {.host = "127.0.0.1", .port = 0, .mode = mode}, [](int fd) {
+            serve_echo(fd);
+        });
+        ASSERT_NE(l.port(), 0);
+        EXPECT_EQ(l.mode(), mode);
+        std::atomic<int> right{0};
+        const int clients = 40;
+        std::thread driver([&] {
+            for (int i = 0; i < clients; ++i)
+                if (echo_once(l.port(), "hello " + std::to_string(i)) == "hello " + std::to_string(i)) ++right;
+            l.close();                                       // the accepting tasks end, then run()
+        });
+        rt.run();
+        driver.join();
+        EXPECT_EQ(right.load(), clients);
+        EXPECT_EQ(l.accepted(0) + l.accepted(1), static_cast<std::uint64_t>(clients));
+        if (mode == coop::accept_mode::round_robin) {       // an even spread, by construction
+            EXPECT_EQ(l.accepted(0), static_cast<std::uint64_t>(clients / 2));
+            EXPECT_EQ(l.accepted(1), static_cast<std::uint64_t>(clients / 2));
+        }
+    }
+}
+
+TEST(Listener, AutomaticIsRoundRobinAndBadHostsAreRefused) {
+    coop::runtime rt({.threads = 1});
+    EXPECT_THROW(coop::listener(rt, {.host = "not an address"}, [](int) {}), std::system_error);
+    coop::listener l(rt, {}, [](int fd) { coop::close(fd); });
+    EXPECT_EQ(l.mode(), coop::accept_mode::round_robin);
+    EXPECT_THROW(coop::listener(rt, {.port = l.port(), .mode = coop::accept_mode::round_robin},
+                                [](int) {}),
+                 std::system_error);                        // address in use
+    l.close();
+    rt.run();
+}
+
 // ---------------------------------------------------------------- offload
 
 TEST(Offload, ResultAndExceptionReachTheTaskWhileOthersRun) {
@@ -414,6 +550,27 @@ TEST(Offload, ResolvesAHostNameWithGetaddrinfo) {
     });
     r.run();
     EXPECT_TRUE(first == std::to_string(AF_INET) || first == std::to_string(AF_INET6)) << first;
+}
+
+#ifndef COOP_BIN_DIR
+#  define COOP_BIN_DIR "build/x86_64/bin"
+#endif
+
+TEST(Offload, TheResolveExampleResolvesLocalhost) {
+    // Under qemu the example runs under the same emulator as this binary.
+    const char* prefix = std::getenv("COOP_RUN_PREFIX");
+    const std::string cmd = std::string(prefix ? prefix : "") + " " + COOP_BIN_DIR +
+                            "/coop-resolve localhost 80 2>/dev/null";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    const int status = ::pclose(p);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_TRUE(out.find("localhost 127.0.0.1") != std::string::npos ||
+                out.find("localhost ::1") != std::string::npos)
+        << out;
 }
 
 TEST(Offload, OutsideATaskIsALogicError) {

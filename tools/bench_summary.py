@@ -476,13 +476,27 @@ class Summary:
         return "\n".join(self.out)
 
 
+def kv_summary(directory):
+    """coop-kv vs redis-server: bench/kv_bench.py writes its own summary."""
+    path = os.path.join(directory, "kv", "summary.txt")
+    try:
+        with open(path) as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return None
+
+
 def main():
     directory = sys.argv[1] if len(sys.argv) > 1 else "build/x86_64/bench"
     runs, contexts = load(directory)
-    if not runs:
+    kv = kv_summary(directory)
+    if not runs and kv is None:
         print(f"no benchmark results in {directory} (run `make bench` first)")
         return 0
-    print(Summary(runs, contexts).render())
+    if runs:
+        print(Summary(runs, contexts).render())
+    if kv is not None:
+        print(kv)
     return 0
 
 

@@ -88,13 +88,14 @@ COOP_API void* resumed_to_end(fiber* f);
     return out;
 }
 
-// Suspend the running coroutine f, handing v to its resumer.
-[[gnu::always_inline]] inline void* yield(fiber* f, void* v) {
+// Suspend the running coroutine f, handing v to its resumer (ts: this
+// thread's state, read by the caller).
+[[gnu::always_inline]] inline void* yield(fiber* f, void* v, thread_state* ts) {
     if (f->unwinding && unwinding_in_destructor(f)) [[unlikely]]
         return nullptr;                       // nobody to yield to while the stack unwinds
-    COOP_ASSERT(f->state == fiber_state::running && this_thread()->current == f);
+    COOP_ASSERT(f->state == fiber_state::running && ts->current == f);
     f->state = fiber_state::suspended;
-    void* in = switch_to(this_thread(), f->self, f->caller, v);
+    void* in = switch_to(ts, f->self, f->caller, v);
     if (f->unwinding) [[unlikely]]
         unwind_point(f);
     return in;
@@ -112,9 +113,10 @@ public:
     // Suspend, handing v to resume()'s caller; returns what the next
     // resume() sends. std::logic_error outside this yielder's coroutine.
     void* yield(void* v = nullptr) {
-        if (detail::this_thread()->current != f_) [[unlikely]]
+        detail::thread_state* ts = detail::this_thread();
+        if (ts->current != f_) [[unlikely]]
             detail::throw_foreign_yielder();
-        return detail::yield(f_, v);
+        return detail::yield(f_, v, ts);
     }
     void* operator()(void* v = nullptr) { return yield(v); }
 
@@ -231,12 +233,13 @@ inline bool inside() noexcept { return detail::this_thread()->current != nullptr
 // inside a reactor task, which has no resumer to yield to: coop::yield()
 // (reactor.hpp) is the call there.
 inline void* yield(void* v = nullptr) {
-    detail::fiber* f = detail::this_thread()->current;
+    detail::thread_state* ts = detail::this_thread();
+    detail::fiber* f = ts->current;
     if (!f) [[unlikely]]
         detail::throw_outside();
     if (f->sched) [[unlikely]]
         detail::throw_in_task();
-    return detail::yield(f, v);
+    return detail::yield(f, v, ts);
 }
 
 // Id of the calling coroutine (0 outside one). Ids are unique per process.

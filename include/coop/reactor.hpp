@@ -262,7 +262,8 @@ COOP_API reactor& this_reactor();
 
 // Go to the back of the run queue; the next runnable task runs meanwhile.
 [[gnu::always_inline]] inline void yield() {
-    detail::task_block* t = detail::current_task("coop::yield");
+    detail::thread_state* ts = detail::this_thread();
+    detail::task_block* t = detail::current_task("coop::yield", ts);
     detail::fiber* f = t->fib;
     if (f->unwinding) [[unlikely]] {
         detail::unwind_point(f);          // throws, unless inside a destructor
@@ -270,7 +271,7 @@ COOP_API reactor& this_reactor();
     }
     t->state = detail::task_state::runnable;
     t->owner->rq.push(t);
-    t->owner->switch_away(t);
+    t->owner->switch_away(t, ts);
     if (f->unwinding) [[unlikely]]
         detail::unwind_point(f);
 }

@@ -21,20 +21,102 @@
 #ifndef COOP_RUNTIME_HPP
 #define COOP_RUNTIME_HPP
 
+#include <coop/deadline.hpp>
+#include <coop/detail/error.hpp>
+#include <coop/detail/remote.hpp>
 #include <coop/export.h>
 #include <coop/reactor.hpp>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstddef>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace coop {
+
+class runtime;
+
+// What runtime::call_on() returns: fn's value, or why there is none.
+template <class T>
+struct call_result {
+    std::optional<T> value;
+    std::error_code error;            // ETIMEDOUT, ECANCELED
+    explicit operator bool() const noexcept { return !error; }
+};
+template <>
+struct call_result<void> {
+    std::error_code error;
+    explicit operator bool() const noexcept { return !error; }
+};
+
+namespace detail {
+
+// A call from a task of one reactor to another (runtime::call_on). Shared by
+// the two sides (two references); its state moves under mu:
+//   queued -> running -> done (delivered to the caller), or
+//   queued/running -> abandoned when the caller stopped waiting (deadline,
+//   cancel, unwinding): the target then skips or drops the result.
+// A call the target never runs (its reactor torn down first) ends as done
+// with ECANCELED.
+struct remote_call {
+    enum class state : unsigned char { queued, running, done, abandoned };
+    std::atomic<int> refs{2};
+    std::mutex mu;
+    state st = state::queued;
+    int err = 0;                       // ECANCELED when it was never run
+    remote_waiter waiter;              // the caller
+    std::exception_ptr error;
+    virtual void run() noexcept = 0;
+    virtual ~remote_call() = default;
+    void release() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;   // the other side is done
+    }
+};
+
+template <class F, class R>
+struct remote_call_impl final : remote_call {
+    F fn;
+    std::optional<std::conditional_t<std::is_void_v<R>, char, R>> result;
+    template <class G>
+    explicit remote_call_impl(G&& g) : fn(std::forward<G>(g)) {}
+    void run() noexcept override {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                fn();
+                result.emplace('\0');
+            } else {
+                result.emplace(fn());
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+    }
+};
+
+// Post c to reactor i of rt, to run as a task there.
+COOP_API void remote_call_post(runtime& rt, std::size_t i, remote_call* c);
+// The caller stopped waiting without the delivery: the call is no longer its own.
+COOP_API void remote_call_withdraw(remote_call* c) noexcept;
+
+} // namespace detail
 
 struct runtime_options {
     // Reactors (and threads); 0: one per online CPU.
     std::size_t threads = 0;
     // Pin reactor i's thread to the i-th online CPU (modulo their number).
     bool pin = false;
+    // How long a reactor with nothing to run spins, watching for work from
+    // other reactors, before it sleeps in the kernel. A value handed to a
+    // spinning reactor costs a cache-line transfer; to a sleeping one, a
+    // system call and a thread wake-up. 0: sleep at once.
+    std::chrono::nanoseconds idle_spin = std::chrono::microseconds(3);
 };
 
 class runtime {
@@ -65,6 +147,17 @@ public:
         reactor_at(i).post(std::forward<F>(fn));
     }
 
+    // From a task of this runtime: run fn() as a task of reactor i and park
+    // the calling task until it returns; fn's value (or exception) reaches
+    // the caller. At once, without a task, when the caller already runs on
+    // reactor i. ETIMEDOUT at the deadline and ECANCELED when the calling
+    // task is canceled: both return at once; a call not yet started is
+    // skipped, a running one finishes and its result is dropped there. fn
+    // must therefore own what it uses, or use only what outlives the call.
+    // ECANCELED also when reactor i is torn down before it runs the call.
+    template <class F, class R = std::invoke_result_t<std::decay_t<F>&>>
+    call_result<R> call_on(std::size_t i, F&& fn, deadline d = {});
+
     // Run every reactor until no work is left or stop(); see above.
     COOP_API void run();
     // From any thread: make run() return soon; tasks stay as they are.
@@ -82,6 +175,58 @@ private:
     COOP_API bool on_reactor(std::size_t i) const noexcept;
     std::unique_ptr<impl> impl_;
 };
+
+template <class F, class R>
+call_result<R> runtime::call_on(std::size_t i, F&& fn, deadline d) {
+    static_assert(!std::is_reference_v<R>, "coop::runtime::call_on: fn must return a value, not a reference");
+    detail::task_block* t = detail::current_task("coop::runtime::call_on");
+    call_result<R> out;
+    if (t->canceled) {
+        out.error = detail::errc_of(detail::park_canceled(t));
+        return out;
+    }
+    if (on_reactor(i)) {                   // already there: just call it
+        if constexpr (std::is_void_v<R>)
+            fn();
+        else
+            out.value.emplace(fn());
+        return out;
+    }
+    auto* c = new detail::remote_call_impl<std::decay_t<F>, R>(std::forward<F>(fn));
+    c->waiter.task = t;
+    try {
+        detail::remote_call_post(*this, i, c);
+    } catch (...) {
+        delete c;                          // never posted: both references are ours
+        throw;
+    }
+    struct withdraw_on_unwind {           // forced_unwind out of park(): the call is not ours
+        detail::remote_call* c;
+        ~withdraw_on_unwind() {
+            if (c) detail::remote_call_withdraw(c);
+        }
+    } guard{c};
+    const int e = detail::park(t, nullptr, nullptr, d.ns());
+    guard.c = nullptr;
+    if (!c->waiter.delivered) {
+        detail::remote_call_withdraw(c);
+        out.error = detail::errc_of(e ? e : ECANCELED);
+        return out;
+    }
+    struct owner {                         // delivered: our reference, however we leave
+        detail::remote_call* c;
+        ~owner() { c->release(); }
+    } own{c};
+    if (c->err) {
+        out.error = detail::errc_of(c->err);
+        return out;
+    }
+    // Moved out first: the exception is then released on this thread, not on
+    // the target's when it drops the last reference to the call.
+    if (std::exception_ptr e = std::move(c->error)) std::rethrow_exception(std::move(e));
+    if constexpr (!std::is_void_v<R>) out.value.emplace(std::move(*static_cast<detail::remote_call_impl<std::decay_t<F>, R>*>(c)->result));
+    return out;
+}
 
 } // namespace coop
 

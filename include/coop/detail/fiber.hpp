@@ -16,7 +16,7 @@
 //     execution keeps its own, saved at every switch away and put back at
 //     every switch in, so a catch block or a destructor that yields never
 //     sees another fiber's exceptions;
-//   - the FP control state, for fibers that keep their own (keep_fp_env):
+//   - the FP control state, for fibers that keep their own (ctx_keep_fp):
 //     each such fiber has its own, and every other execution on the thread
 //     shares one, whichever order the switches come in (hand-off included);
 //   - coop's per-thread record of what runs (thread_state::current);
@@ -97,16 +97,22 @@ struct eh_state {
 struct fiber_ctx {
     void* sp = nullptr;             // suspended stack pointer (fiber_layout.h)
     fiber* owner = nullptr;         // the fiber this is; null for a thread's own stack
-    eh_state eh;                    // its exception state while it does not run
-    bool keep_fp_env = false;       // it has an FP control state of its own ...
-    bool fp_saved = false;          // ... saved in fp (else it starts with the thread's shared one)
-    fp_control fp{};
+    eh_state eh;                    // its exception state while it does not run (ctx_holds_eh)
+    fp_control fp{};                // its FP control state while it does not run (ctx_fp_saved)
+    std::uint8_t flags = 0;         // ctx_* below; one byte, so a switch tests both sides at once
     // The sanitizers' view (set and used in sanitizer builds only; present
     // always so that the layout does not depend on the build).
     const void* stack_lo = nullptr; // ASan: the stack's range
     std::size_t stack_size = 0;
     void* tsan = nullptr;           // TSan: its fiber
 };
+
+// fiber_ctx::flags. A switch takes its slow path when either side has one
+// of ctx_special set, or the running side has exception state.
+inline constexpr std::uint8_t ctx_keep_fp = 1;   // has an FP control state of its own ...
+inline constexpr std::uint8_t ctx_fp_saved = 2;  // ... saved in fp (else it starts with the shared one)
+inline constexpr std::uint8_t ctx_holds_eh = 4;  // eh holds exception state to put back
+inline constexpr std::uint8_t ctx_special = ctx_keep_fp | ctx_holds_eh;
 
 enum class fiber_state : unsigned char { created, running, suspended, finished, abandoned };
 
@@ -147,7 +153,7 @@ struct thread_state {
     eh_state* eh;                   // this thread's __cxa_get_globals(), looked up once
     fiber_ctx* left;                // the side the last switch on this thread left (sanitizer builds)
     fp_control shared_fp;           // the FP control state of the executions without their own,
-                                    // while one with its own (keep_fp_env) runs
+                                    // while one with its own (ctx_keep_fp) runs
 };
 
 // Defined in src/fiber.cpp. Reached only through this_thread().
@@ -181,18 +187,11 @@ inline thread_state* this_thread() noexcept {
 }
 
 COOP_API eh_state* init_eh(thread_state* ts) noexcept;
-// The exception state for a switch where either side has some: the running
-// side's goes into its record, the other side's comes out of its record
-// (which is left empty: a record holds a state only while suspended).
-inline void swap_eh(eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept {
-    from.eh = *g;
-    *g = to.eh;
-    to.eh = eh_state{};
-}
-// The FP control state for a switch where either side keeps its own: the
-// leaving side's state is saved (in its record, or as the thread's shared
-// state), the arriving side's is loaded.
-COOP_API void switch_fp_env(thread_state* ts, fiber_ctx& from, fiber_ctx& to) noexcept;
+// A switch where either side has exception state or keeps its own FP
+// control state: the running side's state goes into its record, the other
+// side's comes out of its record (a record holds exception state only while
+// suspended) or, for FP, the thread's shared state is put back.
+COOP_API void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept;
 
 // Suspend `from`, which runs on this thread, and continue `to` (suspended
 // or created), handing `data` over. Returns the data handed back by the
@@ -203,14 +202,29 @@ COOP_API void switch_fp_env(thread_state* ts, fiber_ctx& from, fiber_ctx& to) no
 // switch (a ret would be predicted to return to the wrong fiber's caller).
 [[gnu::always_inline]] inline void* switch_to(thread_state* ts, fiber_ctx& from, fiber_ctx& to,
                                               void* data) noexcept {
-    // Exception state. Almost always nobody has any: then nothing is
-    // written, so no switch waits on the stores of the one before it.
+    // Exception and FP control state. Almost always nobody has any and both
+    // share the thread's FP state: then nothing is written, so no switch
+    // waits on the stores of the one before it.
     eh_state* g = ts->eh;
     if (!g) [[unlikely]]
         g = init_eh(ts);
-    if ((reinterpret_cast<std::uintptr_t>(g->caught) | g->uncaught |
-         reinterpret_cast<std::uintptr_t>(to.eh.caught) | to.eh.uncaught) != 0) [[unlikely]]
-        swap_eh(g, from, to);
+    if ((((from.flags | to.flags) & ctx_special) | reinterpret_cast<std::uintptr_t>(g->caught) |
+         g->uncaught) != 0) [[unlikely]] {
+        if (!((from.flags | to.flags) & ctx_keep_fp)) {   // exceptions only: no call
+            if (g->caught || g->uncaught) {
+                from.eh = *g;
+                from.flags |= ctx_holds_eh;
+            }
+            if (to.flags & ctx_holds_eh) {
+                *g = to.eh;
+                to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
+            } else {
+                *g = eh_state{};
+            }
+        } else {
+            switch_special(ts, g, from, to);
+        }
+    }
     ts->current = to.owner;
 #if defined(COOP_ASAN) || defined(COOP_TSAN)
     ts->left = &from;
@@ -221,8 +235,6 @@ COOP_API void switch_fp_env(thread_state* ts, fiber_ctx& from, fiber_ctx& to) no
     from.tsan = hooks::tsan_current();
     hooks::tsan_switch(to.tsan);
 #endif
-    if ((from.keep_fp_env | to.keep_fp_env)) [[unlikely]]
-        switch_fp_env(ts, from, to);
     data = fiber_switch(to.sp, &from.sp, data);
 #if defined(COOP_ASAN)
     // We are back, perhaps on another thread: learn the stack we came from.

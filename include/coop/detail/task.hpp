@@ -104,8 +104,7 @@ struct task_block {
     fiber* fib = nullptr;                 // the task's fiber
     scheduler* owner = nullptr;           // its reactor; null once the reactor is gone
     task_block* next = nullptr;           // run queue link (runnable)
-    task_block* all_prev = nullptr;       // the reactor's list of live tasks (not done)
-    task_block* all_next = nullptr;
+    std::uint32_t slot = 0;               // its place in the reactor's table of live tasks
     wait_node* wait = nullptr;            // the wait list entry it is parked on (parked)
     std::uint32_t heap_index = no_heap_index;  // its timer heap slot (parked with a deadline)
     int wake_err = 0;                     // what the pending park() returns
@@ -140,13 +139,13 @@ struct scheduler {
 
     run_queue rq;                         // runnable tasks, FIFO
     std::uint32_t hops_left = 0;          // hand-offs left before the loop must run
-    bool loop_wanted = false;             // the loop has work: an error to rethrow, teardown
     bool tearing_down = false;            // ~reactor is cancelling and unwinding tasks
     task_block* reap = nullptr;           // a detached task that has ended, whose stack the
                                           // next code to run on another stack frees
-    // Set by other threads (post(), stop()): the loop must look. Relaxed: the
-    // data it announces is handed over under the post mutex or by stop's own
-    // flag; this only makes the next hand-off go to the loop early.
+    // The loop has work only it can do: set by other threads (post(),
+    // deliveries, stop()) and by this one (an error to rethrow). Relaxed: the
+    // data it announces is handed over under the inbox mutex or by its own
+    // flags; this only makes the next hand-off go to the loop early.
     std::atomic<bool> attention{false};
     fiber_ctx loop;                       // the run() loop while a task runs
     std::size_t live = 0;                 // tasks spawned and not done
@@ -154,7 +153,8 @@ struct scheduler {
     // Switch away from t, the running task, which is already queued
     // (runnable) or parked: to the next runnable task, or to the loop.
     // Returns when t is switched to again.
-    [[gnu::always_inline]] inline void switch_away(task_block* t) noexcept;
+    [[gnu::always_inline]] inline void switch_away(task_block* t) noexcept { switch_away(t, this_thread()); }
+    [[gnu::always_inline]] inline void switch_away(task_block* t, thread_state* ts) noexcept;
     // Free the stack of `reap` (out of line; we run on another stack now).
     COOP_API void reap_now() noexcept;
     // Where a task that has ended goes next; also takes its block off the
@@ -162,11 +162,11 @@ struct scheduler {
     COOP_API void task_ended(task_block* t) noexcept;
 };
 
-[[gnu::always_inline]] inline void scheduler::switch_away(task_block* t) noexcept {
+[[gnu::always_inline]] inline void scheduler::switch_away(task_block* t, thread_state* ts) noexcept {
     COOP_ASSERT(t->state == task_state::runnable || t->state == task_state::parked);
     COOP_ASSERT(t->fib->state == fiber_state::running);
     fiber_ctx* to = &loop;
-    if (hops_left != 0 && !loop_wanted && !attention.load(std::memory_order_relaxed)) [[likely]] {
+    if (hops_left != 0 && !attention.load(std::memory_order_relaxed)) [[likely]] {
         --hops_left;
         if (task_block* n = rq.pop()) {
             if (n == t) {                 // it yielded and is the only runnable task
@@ -182,7 +182,7 @@ struct scheduler {
         }
     }
     t->fib->state = fiber_state::suspended;
-    (void)switch_to(this_thread(), t->fib->self, *to, nullptr);
+    (void)switch_to(ts, t->fib->self, *to, nullptr);
     if (reap) [[unlikely]]
         reap_now();
 }
@@ -191,6 +191,12 @@ struct scheduler {
 
 // The task running on this thread; throws std::logic_error (naming `what`)
 // outside a reactor task.
+inline task_block* current_task(const char* what, thread_state* ts) {
+    fiber* f = ts->current;
+    if (!f || !f->sched) [[unlikely]]
+        throw_not_in_task(what);
+    return static_cast<task_block*>(f->sched);
+}
 inline task_block* current_task(const char* what) {
     fiber* f = this_thread()->current;
     if (!f || !f->sched) [[unlikely]]
