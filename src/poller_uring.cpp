@@ -29,12 +29,15 @@
 // queues the next read. Its completion is the backend's own (event() says
 // false).
 //
-// Valgrind (3.19) runs io_uring_enter holding its lock on every thread of
-// the process, so a wait in it would stop the other threads (those that
-// post, or write the data it waits for). Under Valgrind, wait() therefore
-// submits and collects with io_uring_enter without waiting, and waits in
-// ppoll on the ring's fd (readable when completions are there), which
-// Valgrind lets block.
+// Two tools cannot see a wait in io_uring_enter for what it is. Valgrind
+// (3.19) runs it holding its lock on every thread of the process, so a wait
+// there would stop the other threads (those that post, or write the data it
+// waits for). ThreadSanitizer defers a signal that arrives during a system
+// call it does not intercept until the call returns, so a handler's
+// wake-up could wait for the next completion. Under either, wait()
+// therefore submits and collects with io_uring_enter without waiting, and
+// waits in ppoll on the ring's fd (readable when completions are there),
+// which both know.
 //
 // Requirements, checked when the ring is set up (else make_poller falls
 // back to epoll): IORING_FEAT_SINGLE_MMAP, NODROP (no completion is ever
@@ -45,6 +48,7 @@
 #include "poller.hpp"
 
 #include "clock.hpp"
+#include "coop/detail/sanitizers.h"
 
 #include <linux/io_uring.h>
 #include <poll.h>
@@ -131,7 +135,7 @@ private:
     unsigned cq_ready() const noexcept { return load_acquire(cq_ktail_) - *cq_khead_; }
     void arm_wake() noexcept;
     void release() noexcept;
-    // wait() without blocking in io_uring_enter (under Valgrind).
+    // wait() without blocking in io_uring_enter (under Valgrind or TSan).
     int wait_in_ppoll(std::int64_t deadline_ns) noexcept;
     int take_completions() noexcept;
 
@@ -152,7 +156,7 @@ private:
     unsigned cq_mask_ = 0;
     io_uring_cqe* cqes_ = nullptr;
     bool wake_armed_ = false;            // the eventfd read is queued or in flight
-    bool ppoll_waits_ = false;           // wait in ppoll (under Valgrind)
+    bool ppoll_waits_ = false;           // wait in ppoll (under Valgrind or TSan)
     std::uint64_t wake_buf_ = 0;         // what it reads (the kernel writes it)
     io_uring_cqe events_[kBatch];        // the last wait()'s completions
 };
@@ -236,7 +240,9 @@ uring_poller::uring_poller() {
         release();
         throw refusal{e, "eventfd", false};
     }
-#if defined(RUNNING_ON_VALGRIND)
+#if defined(COOP_TSAN)
+    ppoll_waits_ = true;
+#elif defined(RUNNING_ON_VALGRIND)
     ppoll_waits_ = RUNNING_ON_VALGRIND != 0;
 #endif
 }

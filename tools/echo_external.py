@@ -94,6 +94,13 @@ def child_pids(pid):
     return out
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_client(args, port, conns, cpu, seconds=None, rounds=None):
     argv = ["taskset", "-c", str(cpu), f"{args.bin}/coop-echo-load", "client", "--port", str(port),
             "--conns", str(conns)]
@@ -129,20 +136,24 @@ def throughput(args):
     conns = [int(c) for c in args.conns.split(",")]
     print(f"echo ping-pong, external client: server on CPU {scpu}, client on CPU {ccpu}, "
           f"{args.reps} repetitions of {args.seconds:g} s, interleaved at random")
-    rates = {}
+    rates, cpu = {}, {}
     for rep in range(args.reps):
         pairs = [(s, c) for s in servers for c in conns]
         random.shuffle(pairs)
         for name, c in pairs:
             srv = Server(name, args, scpu)
             try:
+                cpu0 = cpu_seconds(srv.p.pid)
                 res = run_client(args, srv.port, c, ccpu, seconds=args.seconds)
+                cpu1 = cpu_seconds(srv.p.pid)
             finally:
                 srv.stop()
             rates.setdefault((name, c), []).append(res["msgs_per_sec"])
+            cpu.setdefault((name, c), []).append((cpu1 - cpu0) / max(res["messages"], 1))
         print(f"  repetition {rep + 1}/{args.reps} done", file=sys.stderr)
     print()
-    print(f"{'server':16s} {'conns':>5s} {'median msg/s':>13s} {'min':>10s} {'max':>10s}  {'us/msg':>7s}")
+    print(f"{'server':16s} {'conns':>5s} {'median msg/s':>13s} {'min':>10s} {'max':>10s}  {'us/msg':>7s}"
+          f"  {'server CPU us/msg':>17s}")
     med = {}
     for name in servers:
         for c in conns:
@@ -151,7 +162,8 @@ def throughput(args):
                 continue
             m = statistics.median(v)
             med[(name, c)] = m
-            print(f"{name:16s} {c:5d} {m:13.0f} {min(v):10.0f} {max(v):10.0f}  {1e6 / m:7.2f}")
+            sc = statistics.median(cpu[(name, c)]) * 1e6
+            print(f"{name:16s} {c:5d} {m:13.0f} {min(v):10.0f} {max(v):10.0f}  {1e6 / m:7.2f}  {sc:17.2f}")
     print()
     print(f"{'judged ratio (throughput, median of the run)':48s} {'value':>7s} {'target':>8s}  verdict")
     for c in conns:
@@ -168,7 +180,8 @@ def throughput(args):
         e, l = med.get(("coop-epoll", c)), med.get(("libuv", c))
         if e and l:
             print(f"{f'coop epoll / libuv ({c} conn)':48s} {e / l:7.2f} {'(info)':>8s}")
-    print("(noisy shared machine: compare ratios within one run, not absolute figures)")
+    print("(noisy shared machine: compare ratios within one run, not absolute figures; the server's")
+    print(" CPU time per message, user + system from /proc, depends less on the rest of the machine)")
 
 
 def strace_total(path):
