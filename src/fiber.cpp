@@ -37,17 +37,7 @@ eh_state* init_eh(thread_state* ts) noexcept {
 }
 
 void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept {
-    // Exceptions: ours into our record (if any), theirs out of theirs.
-    if (g->caught || g->uncaught) {
-        from.eh = *g;
-        from.flags |= ctx_holds_eh;
-    }
-    if (to.flags & ctx_holds_eh) {
-        *g = to.eh;
-        to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
-    } else {
-        *g = eh_state{};
-    }
+    move_eh(g, from, to);
     // FP control state: a side that keeps its own saves it; the executions
     // without their own share the thread's, kept in thread_state while one
     // with its own runs.
@@ -122,7 +112,10 @@ void diagnose_abandoned(const fiber* f, const char* why) noexcept {
 [[noreturn]] void exit_fiber(fiber* f) noexcept {
     thread_state* ts = this_thread();
     fiber_ctx& to = *f->exit_to;
-    switch_special(ts, ts->eh ? ts->eh : init_eh(ts), f->self, to);
+    eh_state* g = ts->eh ? ts->eh : init_eh(ts);
+    if ((((f->self.flags | to.flags) & ctx_special) | reinterpret_cast<std::uintptr_t>(g->caught) |
+         g->uncaught) != 0)
+        switch_special(ts, g, f->self, to);
     ts->current = to.owner;
     ts->left = &f->self;
     hooks::asan_leave(nullptr, to.stack_lo, to.stack_size);

@@ -66,11 +66,11 @@ int park_canceled(task_block* t) {
     // so that one which ignores ECANCELED and keeps calling cannot keep the
     // teardown from moving on (it is unwound when its rounds are used up).
     scheduler* s = t->owner;
-    if (s->tearing_down && !t->fib->unwinding) {   // unwinding: no switch (teardown resumed us)
+    if (s->tearing_down && !t->fib()->unwinding) {   // unwinding: no switch (teardown resumed us)
         t->state = task_state::runnable;
         s->rq.push(t);
         s->switch_away(t);
-        if (t->fib->unwinding) unwind_point(t->fib);
+        if (t->fib()->unwinding) unwind_point(t->fib());
     }
     return ECANCELED;
 }
@@ -89,21 +89,27 @@ void wake(task_block* t, int err) noexcept {
     r->rq.push(t);
 }
 
+void destroy_task(task_block* t) noexcept {
+    fiber* f = t->fib();
+    t->~task_block();                 // it lives in f's sched_space
+    destroy_fiber(f);
+}
+
 // ---------------------------------------------------------------- hand-off
 
 void scheduler::reap_now() noexcept {
     task_block* t = std::exchange(reap, nullptr);
     COOP_ASSERT(t->state == task_state::done && !t->has_handle);
-    destroy_fiber(t->fib);            // t lives in that fiber's block
+    destroy_task(t);
 }
 
 void scheduler::task_ended(task_block* t) noexcept {
     auto* r = static_cast<reactor_impl*>(this);
-    fiber* f = t->fib;
+    fiber* f = t->fib();
     COOP_ASSERT(t->state == task_state::running && f->state == fiber_state::running);
     r->retire(t);
     if (f->unwinding) return;         // teardown frees it; the fiber exits to the teardown
-    if (!t->has_handle) {
+    if (!t->has_handle && !t->joining) {   // a joiner whose handle was dropped releases it
         if (t->error) r->report_detached(std::move(t->error));
         COOP_ASSERT(reap == nullptr);
         reap = t;                     // freed once we run on another stack
@@ -114,8 +120,8 @@ void scheduler::task_ended(task_block* t) noexcept {
         if (task_block* n = rq.pop()) {
             COOP_ASSERT(n->state == task_state::runnable);
             n->state = task_state::running;
-            n->fib->state = fiber_state::running;
-            to = &n->fib->self;
+            n->fib()->state = fiber_state::running;
+            to = &n->fib()->self;
         }
     }
     f->exit_to = to;
@@ -134,8 +140,7 @@ reactor_impl::~reactor_impl() {
 }
 
 task_block* reactor_impl::adopt(fiber* f, task_block* b) {
-    COOP_ASSERT(f->state == fiber_state::created && f->sched == nullptr);
-    b->fib = f;
+    COOP_ASSERT(f->state == fiber_state::created && !f->scheduled && b->fib() == f);
     b->owner = this;
     b->has_handle = true;
     b->canceled = tearing_down;       // a task spawned during teardown never starts
@@ -147,7 +152,7 @@ task_block* reactor_impl::adopt(fiber* f, task_block* b) {
     b->slot = free_slots_.back();
     free_slots_.pop_back();
     live_[b->slot] = b;
-    f->sched = b;
+    f->scheduled = true;
     ++live;
     if (rt) rt->add_work();
     b->state = task_state::runnable;
@@ -316,7 +321,7 @@ void await_delivery(remote_waiter* w) noexcept {
     while (!w->delivered) {           // the inbox entry is queued (see remote.hpp)
         // Being unwound by teardown: no switching any more; the entry is
         // dropped with the reactor, untouched.
-        if (t->fib->unwinding) return;
+        if (t->fib()->unwinding) return;
         t->state = task_state::parked;
         t->owner->switch_away(t);
     }
@@ -344,8 +349,8 @@ bool reactor_impl::spin_for_attention(std::int64_t ns) noexcept {
 inline void reactor_impl::resume_from_loop(task_block* t) noexcept {
     COOP_ASSERT(t->state == task_state::runnable);
     t->state = task_state::running;
-    t->fib->state = fiber_state::running;
-    (void)switch_to(this_thread(), loop, t->fib->self, nullptr);
+    t->fib()->state = fiber_state::running;
+    (void)switch_to(this_thread(), loop, t->fib()->self, nullptr);
     if (reap) reap_now();
 }
 
@@ -443,7 +448,7 @@ void reactor_impl::teardown() noexcept {
         }
         if (rq.empty() || budget-- == 0) break;
         task_block* t = rq.pop();
-        if (t->fib->state == fiber_state::created) {   // never started: dropped below
+        if (t->fib()->state == fiber_state::created) {   // never started: dropped below
             t->state = task_state::runnable;
             continue;
         }
@@ -459,7 +464,7 @@ void reactor_impl::teardown() noexcept {
         for (std::size_t i = 0; i < live_.size(); ++i) {
             task_block* t = live_[i];
             if (!t) continue;
-            fiber* f = t->fib;
+            fiber* f = t->fib();
             if (f->state == fiber_state::suspended) {
                 if (t->wait || t->heap_index != no_heap_index) park_unwound(t, t->wait);
                 t->state = task_state::running;
@@ -469,7 +474,7 @@ void reactor_impl::teardown() noexcept {
             if (t->state != task_state::done) retire(t);
             t->owner = nullptr;
             if (f->state == fiber_state::abandoned) continue;   // diagnosed; its stack is leaked
-            if (!t->has_handle) destroy_fiber(f);                // else the handle frees it
+            if (!t->has_handle && !t->joining) destroy_task(t);  // else the handle (or joiner) frees it
         }
     }
     rq = run_queue{};                 // unwound tasks' operations may have woken others
@@ -498,7 +503,7 @@ void release_task(task_block* t) noexcept {
     }
     if (t->state == task_state::done) {
         if (t->error && t->owner) static_cast<reactor_impl*>(t->owner)->report_detached(std::move(t->error));
-        if (t->fib->state != fiber_state::abandoned) destroy_fiber(t->fib);
+        if (t->fib()->state != fiber_state::abandoned) destroy_task(t);
     } else {
         t->has_handle = false;
     }
@@ -542,12 +547,17 @@ void task::join_misuse() const {
 
 void task::handle_changed_while_joining(detail::task_block* b) const {
     // The handle was moved away or dropped while we waited: whoever holds
-    // the task now owns its result. If nobody does, it is released here.
-    if (!b->has_handle) {
-        b->has_handle = true;         // ours again, only to release it
-        detail::release_task(b);
-    }
+    // the task now owns its result. If nobody does (the block outlived its
+    // handle because we were joining), it is released here.
+    if (!b->has_handle) detail::release_task(b);
     throw std::logic_error("coop::task::join: the handle was moved or dropped while a task was joining it");
+}
+
+void task::left_join(detail::task_block* b) noexcept {
+    // The joiner is unwound (teardown) out of its park: the block stayed
+    // alive for it; released now if its handle is gone.
+    b->joining = false;
+    if (!b->has_handle) detail::release_task(b);
 }
 
 std::error_code task::take_result() {

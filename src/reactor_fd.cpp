@@ -21,7 +21,7 @@ inline std::uint64_t stream_token(accept_stream* s) noexcept { return reinterpre
 
 int wait_fd(task_block* t, int fd, bool write, std::int64_t deadline_ns, bool level) {
     if (fd < 0) return EBADF;
-    if (t->canceled && !t->fib->unwinding) return park_canceled(t);   // unwinding: park() throws
+    if (t->canceled && !t->fib()->unwinding) return park_canceled(t);   // unwinding: park() throws
     if (reactor_of(t)->completion) {
         // A one-shot poll in the kernel: it answers at once when the fd is
         // ready already (level semantics), so no poll(2) first.
@@ -101,7 +101,7 @@ namespace {
 // memory). A task being unwound cannot switch: it waits in the kernel.
 void await_op(reactor_impl* r, task_block* t, io_op& op) noexcept {
     while (!op.done) {
-        if (t->fib->unwinding) {
+        if (t->fib()->unwinding) {
             r->finish_sync(op);
             return;
         }
@@ -113,7 +113,7 @@ void await_op(reactor_impl* r, task_block* t, io_op& op) noexcept {
 } // namespace
 
 int run_io(task_block* t, io_op& op, std::int64_t deadline_ns) {
-    fiber* f = t->fib;
+    fiber* f = t->fib();
     if (f->unwinding) [[unlikely]] {      // inside a destructor that unwinding runs
         unwind_point(f);
         return -ECANCELED;
@@ -208,7 +208,7 @@ void reactor_impl::complete_io(const poll_event& ev) noexcept {
 
 int next_connection(task_block* t, int listen_fd, std::int64_t deadline_ns) {
     if (listen_fd < 0) return -EBADF;
-    fiber* f = t->fib;
+    fiber* f = t->fib();
     if (t->canceled && !f->unwinding) return -park_canceled(t);   // unwinding: park() throws
     reactor_impl* r = reactor_of(t);
     fd_entry& e = r->fds.get(listen_fd);

@@ -395,6 +395,85 @@ TEST(ReactorCancel, WhileJoining) {
     EXPECT_TRUE(sleeper.done());    // the joined task was not affected
 }
 
+// The handle a task waits on in join() is moved away or dropped: the
+// joiner gets std::logic_error; the joined task finishes and is freed
+// exactly once (its destructor counts), whoever ends up owning it.
+TEST(ReactorJoin, HandleMovedOrDroppedWhileJoining) {
+    struct counter {
+        int* n;
+        ~counter() { ++*n; }
+    };
+    int ended = 0;
+    int logic_errors = 0;
+    coop::task moved_to;
+    {
+        coop::reactor r;
+        auto joined = std::make_unique<coop::task>(r.spawn([&] {
+            counter c{&ended};
+            coop::sleep_for(5ms);
+        }));
+        coop::task kept = r.spawn([&] {
+            counter c{&ended};
+            coop::sleep_for(5ms);
+            throw std::runtime_error("kept");
+        });
+        r.spawn([&] {
+            try { joined->join(); } catch (const std::logic_error&) { ++logic_errors; }
+        });
+        r.spawn([&] {
+            try { kept.join(); } catch (const std::logic_error&) { ++logic_errors; }
+        });
+        r.spawn([&] {
+            coop::yield();
+            joined.reset();                 // dropped while a task joins it
+            moved_to = std::move(kept);     // moved while a task joins it
+        });
+        r.run();
+        EXPECT_EQ(logic_errors, 2);
+        EXPECT_EQ(ended, 2);
+        ASSERT_TRUE(moved_to.done());
+    }
+    EXPECT_THROW(moved_to.join(), std::runtime_error);   // the new owner gets the result
+}
+
+// Teardown with a joiner parked on a task whose handle is gone: teardown
+// cancels both, in either order of their slots; the joiner learns of the
+// dropped handle and the joined task is freed exactly once (a second free
+// used to crash under TSan).
+TEST(ReactorJoin, DroppedHandleJoinedDuringTeardown) {
+    int unwound = 0;
+    struct counter {
+        int* n;
+        ~counter() { ++*n; }
+    };
+    for (int order = 0; order < 2; ++order) {
+        coop::reactor r;
+        auto joined = std::make_unique<coop::task>();
+        coop::task joiner;
+        auto spawn_joined = [&] {
+            *joined = r.spawn([&] {
+                counter c{&unwound};
+                coop::sleep_for(1h);
+            });
+        };
+        auto spawn_joiner = [&] {
+            joiner = r.spawn([&] {
+                counter c{&unwound};
+                joined->join();
+            });
+        };
+        if (order == 0) { spawn_joined(); spawn_joiner(); }
+        else            { spawn_joiner(); spawn_joined(); }   // phase 2 meets the joiner first
+        r.spawn([&] {
+            coop::yield();
+            joined.reset();
+            coop::this_reactor().stop();
+        });
+        r.run();
+    }
+    EXPECT_EQ(unwound, 4);
+}
+
 TEST(ReactorCancel, BeforeStart) {
     coop::reactor r;
     std::error_code got;

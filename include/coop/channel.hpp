@@ -30,6 +30,7 @@
 #include <coop/deadline.hpp>
 #include <coop/detail/error.hpp>
 #include <coop/detail/task.hpp>
+#include <coop/detail/value_ring.hpp>
 
 #include <cerrno>
 #include <cstddef>
@@ -44,15 +45,10 @@ namespace coop {
 template <class T>
 class channel {
 public:
-    explicit channel(std::size_t capacity = 0)
-        : cap_(capacity), buf_(capacity ? std::allocator<T>().allocate(capacity) : nullptr) {}
+    explicit channel(std::size_t capacity = 0) : buf_(capacity) {}
     channel(const channel&) = delete;
     channel& operator=(const channel&) = delete;
-    ~channel() {
-        close();
-        while (count_) pop();
-        if (buf_) std::allocator<T>().deallocate(buf_, cap_);
-    }
+    ~channel() { close(); }
 
     // Deliver value (moved from only on success; see above).
     std::error_code send(T&& value, deadline d = {}) { return send_from(value, false, d); }
@@ -85,21 +81,16 @@ public:
     }
 
     bool closed() const noexcept { return closed_; }
-    std::size_t capacity() const noexcept { return cap_; }
+    std::size_t capacity() const noexcept { return buf_.capacity(); }
     // Values buffered now.
-    std::size_t size() const noexcept { return count_; }
+    std::size_t size() const noexcept { return buf_.size(); }
 
 private:
     // What a parked sender offers: its value, to move or to copy.
     struct offer {
         T* value;
         bool copy;
-        T release() const {
-            if constexpr (std::is_copy_constructible_v<T>) {
-                if (copy) return T(*value);
-            }
-            return T(std::move(*value));
-        }
+        T release() const { return detail::take_value(value, copy); }
     };
 
     static bool canceled() noexcept {
@@ -137,8 +128,8 @@ private:
             detail::wake(n->task, 0);
             return 0;
         }
-        if (count_ < cap_) {
-            push(o.release());
+        if (!buf_.full()) {
+            buf_.push(o.release());
             return 0;
         }
         return EAGAIN;
@@ -146,11 +137,11 @@ private:
 
     // Take without parking: 0, EPIPE, or EAGAIN (would park).
     int take(T& out) {
-        if (count_) {
-            out = std::move(buf_[head_]);
-            pop();
+        if (!buf_.empty()) {
+            out = std::move(buf_.front());
+            buf_.pop();
             if (detail::wait_node* n = senders_.head) {     // room again: admit the oldest sender
-                push(static_cast<const offer*>(n->data)->release());
+                buf_.push(static_cast<const offer*>(n->data)->release());
                 detail::wake(n->task, 0);
             }
             return 0;
@@ -163,22 +154,7 @@ private:
         return closed_ ? EPIPE : EAGAIN;
     }
 
-    void push(T&& v) {
-        std::size_t i = head_ + count_;
-        if (i >= cap_) i -= cap_;
-        ::new (static_cast<void*>(buf_ + i)) T(std::move(v));
-        ++count_;
-    }
-    void pop() noexcept {
-        buf_[head_].~T();
-        if (++head_ == cap_) head_ = 0;
-        --count_;
-    }
-
-    std::size_t cap_;
-    T* buf_;
-    std::size_t head_ = 0;
-    std::size_t count_ = 0;
+    detail::value_ring<T> buf_;
     bool closed_ = false;
     detail::wait_list senders_;
     detail::wait_list receivers_;

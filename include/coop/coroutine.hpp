@@ -237,7 +237,7 @@ inline void* yield(void* v = nullptr) {
     detail::fiber* f = ts->current;
     if (!f) [[unlikely]]
         detail::throw_outside();
-    if (f->sched) [[unlikely]]
+    if (f->scheduled) [[unlikely]]
         detail::throw_in_task();
     return detail::yield(f, v, ts);
 }

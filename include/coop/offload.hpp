@@ -23,6 +23,7 @@
 #ifndef COOP_OFFLOAD_HPP
 #define COOP_OFFLOAD_HPP
 
+#include <coop/call_result.hpp>
 #include <coop/deadline.hpp>
 #include <coop/detail/error.hpp>
 #include <coop/detail/remote.hpp>
@@ -31,25 +32,10 @@
 
 #include <cerrno>
 #include <cstddef>
-#include <exception>
-#include <optional>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 
 namespace coop {
-
-template <class T>
-struct offload_result {
-    std::optional<T> value;           // what fn returned (empty on error)
-    std::error_code error;            // ETIMEDOUT, ECANCELED
-    explicit operator bool() const noexcept { return !error; }
-};
-template <>
-struct offload_result<void> {
-    std::error_code error;
-    explicit operator bool() const noexcept { return !error; }
-};
 
 // Worker threads of the offload pool: at least 1. Raising it starts threads
 // at once; lowering it lets the surplus exit once idle.
@@ -66,29 +52,16 @@ struct offload_job {
     remote_waiter waiter;
     offload_job* next = nullptr;      // the pool's queue
     state st = state::queued;
-    std::exception_ptr error;
     virtual void run() noexcept = 0;  // calls fn, keeps its result or exception
     virtual ~offload_job() = default;
 };
 
 template <class F, class R>
 struct offload_call final : offload_job {
-    F fn;
-    std::optional<std::conditional_t<std::is_void_v<R>, char, R>> result;
+    captured_call<F, R> call;
     template <class G>
-    explicit offload_call(G&& g) : fn(std::forward<G>(g)) {}
-    void run() noexcept override {
-        try {
-            if constexpr (std::is_void_v<R>) {
-                fn();
-                result.emplace('\0');
-            } else {
-                result.emplace(fn());
-            }
-        } catch (...) {
-            error = std::current_exception();
-        }
-    }
+    explicit offload_call(G&& g) : call(std::forward<G>(g)) {}
+    void run() noexcept override { call.invoke(); }
 };
 
 // Queue the job for a worker (starting the pool on first use).
@@ -102,15 +75,16 @@ COOP_API void offload_withdraw(offload_job* job, int local) noexcept;
 } // namespace detail
 
 template <class F, class R = std::invoke_result_t<std::decay_t<F>&>>
-offload_result<R> offload(F&& fn, deadline d = {}) {
+call_result<R> offload(F&& fn, deadline d = {}) {
     static_assert(!std::is_reference_v<R>, "coop::offload: fn must return a value, not a reference");
     detail::task_block* t = detail::current_task("coop::offload");
-    offload_result<R> out;
+    call_result<R> out;
     if (t->canceled) {
         out.error = detail::errc_of(detail::park_canceled(t));
         return out;
     }
-    auto* job = new detail::offload_call<std::decay_t<F>, R>(std::forward<F>(fn));
+    using call = detail::offload_call<std::decay_t<F>, R>;
+    auto* job = new call(std::forward<F>(fn));
     job->waiter.task = t;
     detail::offload_submit(job);
     struct withdraw_on_unwind {          // forced_unwind out of park(): the job is not ours
@@ -130,8 +104,7 @@ offload_result<R> offload(F&& fn, deadline d = {}) {
         detail::offload_job* j;
         ~owner() { delete j; }
     } own{job};
-    if (job->error) std::rethrow_exception(job->error);
-    if constexpr (!std::is_void_v<R>) out.value.emplace(std::move(*job->result));
+    static_cast<call*>(job)->call.deliver(out);
     return out;
 }
 

@@ -130,17 +130,27 @@ public:
     // the same handle while one waits, when the handle is moved or dropped
     // while a task waits in join(), and from outside a task unless the task
     // has finished.
-    std::error_code join(deadline d = {}) {
+    [[gnu::always_inline]] std::error_code join(deadline d = {}) {
         detail::task_block* b = block_;
         if (!b || b->state != detail::task_state::done) {
             detail::task_block* self = detail::current_task_or_null();
             if (!b || !self || self == b || b->joining) [[unlikely]]
                 join_misuse();
             detail::wait_node node;
-            b->joining = true;
-            const int e = detail::park(self, &b->joiners, &node, d.ns());
+            b->joining = true;        // keeps b alive while we wait, whatever happens to the handle
+            int e;
+            {
+                // Runs only when park unwinds (teardown): lets go of b.
+                struct unjoin {
+                    detail::task_block* b;
+                    ~unjoin() { if (b) [[unlikely]] left_join(b); }
+                } guard{b};
+                e = detail::park(self, &b->joiners, &node, d.ns());
+                guard.b = nullptr;
+            }
             b->joining = false;
-            if (block_ != b) [[unlikely]]
+            // A dropped handle must not be read: has_handle says so first.
+            if (!b->has_handle || block_ != b) [[unlikely]]
                 handle_changed_while_joining(b);
             if (e) return std::error_code(e, std::generic_category());
         }
@@ -156,9 +166,9 @@ public:
     bool done() const noexcept { return !block_ || block_->state == detail::task_state::done; }
     explicit operator bool() const noexcept { return block_ != nullptr; }
     // The coroutine id (unique per process) and name given at spawn.
-    std::uint64_t id() const noexcept { return block_ ? block_->fib->id : 0; }
+    std::uint64_t id() const noexcept { return block_ ? block_->fib()->id : 0; }
     std::string_view name() const noexcept {
-        return block_ ? std::string_view(block_->fib->name) : std::string_view();
+        return block_ ? std::string_view(block_->fib()->name) : std::string_view();
     }
 
     // Let the task run on unobserved (what the destructor does). If it has
@@ -171,6 +181,7 @@ private:
     explicit task(detail::task_block* b) noexcept : block_(b) {}
     [[noreturn]] COOP_API void join_misuse() const;
     [[noreturn]] COOP_API void handle_changed_while_joining(detail::task_block* b) const;
+    COOP_API static void left_join(detail::task_block* b) noexcept;
     COOP_API std::error_code take_result();
     detail::task_block* block_ = nullptr;
 };
@@ -214,7 +225,13 @@ public:
         co.name = opts.name;
         auto* f = detail::make_fiber<Body>(co, &Body::run, std::is_nothrow_invocable_v<Fn&>,
                                            std::forward<F>(fn));
-        return task(adopt(f, &f->value.block));
+        auto* b = ::new (static_cast<void*>(f->sched_space)) detail::task_block();
+        try {
+            return task(adopt(f, b));
+        } catch (...) {
+            detail::destroy_task(b);          // not adopted: never ran, nothing else refers to it
+            throw;
+        }
     }
 
     // Run tasks until all have finished, or until stop(). Rethrows an
@@ -281,7 +298,7 @@ COOP_API reactor& this_reactor();
 [[gnu::always_inline]] inline void yield() {
     detail::thread_state* ts = detail::this_thread();
     detail::task_block* t = detail::current_task("coop::yield", ts);
-    detail::fiber* f = t->fib;
+    detail::fiber* f = t->fib();
     if (f->unwinding) [[unlikely]] {
         detail::unwind_point(f);          // throws, unless inside a destructor
         return;

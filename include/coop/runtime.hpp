@@ -21,6 +21,7 @@
 #ifndef COOP_RUNTIME_HPP
 #define COOP_RUNTIME_HPP
 
+#include <coop/call_result.hpp>
 #include <coop/deadline.hpp>
 #include <coop/detail/error.hpp>
 #include <coop/detail/remote.hpp>
@@ -43,19 +44,6 @@ namespace coop {
 
 class runtime;
 
-// What runtime::call_on() returns: fn's value, or why there is none.
-template <class T>
-struct call_result {
-    std::optional<T> value;
-    std::error_code error;            // ETIMEDOUT, ECANCELED
-    explicit operator bool() const noexcept { return !error; }
-};
-template <>
-struct call_result<void> {
-    std::error_code error;
-    explicit operator bool() const noexcept { return !error; }
-};
-
 namespace detail {
 
 // A call from a task of one reactor to another (runtime::call_on). Shared by
@@ -72,7 +60,6 @@ struct remote_call {
     state st = state::queued;
     int err = 0;                       // ECANCELED when it was never run
     remote_waiter waiter;              // the caller
-    std::exception_ptr error;
     virtual void run() noexcept = 0;
     virtual ~remote_call() = default;
     void release() noexcept {
@@ -82,22 +69,10 @@ struct remote_call {
 
 template <class F, class R>
 struct remote_call_impl final : remote_call {
-    F fn;
-    std::optional<std::conditional_t<std::is_void_v<R>, char, R>> result;
+    captured_call<F, R> call;
     template <class G>
-    explicit remote_call_impl(G&& g) : fn(std::forward<G>(g)) {}
-    void run() noexcept override {
-        try {
-            if constexpr (std::is_void_v<R>) {
-                fn();
-                result.emplace('\0');
-            } else {
-                result.emplace(fn());
-            }
-        } catch (...) {
-            error = std::current_exception();
-        }
-    }
+    explicit remote_call_impl(G&& g) : call(std::forward<G>(g)) {}
+    void run() noexcept override { call.invoke(); }
 };
 
 // Post c to reactor i of rt, to run as a task there.
@@ -192,7 +167,8 @@ call_result<R> runtime::call_on(std::size_t i, F&& fn, deadline d) {
             out.value.emplace(fn());
         return out;
     }
-    auto* c = new detail::remote_call_impl<std::decay_t<F>, R>(std::forward<F>(fn));
+    using call = detail::remote_call_impl<std::decay_t<F>, R>;
+    auto* c = new call(std::forward<F>(fn));
     c->waiter.task = t;
     try {
         detail::remote_call_post(*this, i, c);
@@ -221,10 +197,7 @@ call_result<R> runtime::call_on(std::size_t i, F&& fn, deadline d) {
         out.error = detail::errc_of(c->err);
         return out;
     }
-    // Moved out first: the exception is then released on this thread, not on
-    // the target's when it drops the last reference to the call.
-    if (std::exception_ptr e = std::move(c->error)) std::rethrow_exception(std::move(e));
-    if constexpr (!std::is_void_v<R>) out.value.emplace(std::move(*static_cast<detail::remote_call_impl<std::decay_t<F>, R>*>(c)->result));
+    static_cast<call*>(c)->call.deliver(out);
     return out;
 }
 

@@ -30,6 +30,7 @@
 #include <coop/detail/error.hpp>
 #include <coop/detail/remote.hpp>
 #include <coop/detail/task.hpp>
+#include <coop/detail/value_ring.hpp>
 
 #include <cerrno>
 #include <cstddef>
@@ -45,15 +46,10 @@ namespace coop {
 template <class T>
 class shared_channel {
 public:
-    explicit shared_channel(std::size_t capacity = 0)
-        : cap_(capacity), buf_(capacity ? std::allocator<T>().allocate(capacity) : nullptr) {}
+    explicit shared_channel(std::size_t capacity = 0) : buf_(capacity) {}
     shared_channel(const shared_channel&) = delete;
     shared_channel& operator=(const shared_channel&) = delete;
-    ~shared_channel() {
-        close();
-        while (count_) pop();
-        if (buf_) std::allocator<T>().deallocate(buf_, cap_);
-    }
+    ~shared_channel() { close(); }
 
     std::error_code send(T&& value, deadline d = {}) { return send_from(value, false, d); }
     std::error_code send(const T& value, deadline d = {}) {
@@ -81,10 +77,10 @@ public:
         std::lock_guard<std::mutex> lk(mu_);
         return closed_;
     }
-    std::size_t capacity() const noexcept { return cap_; }
+    std::size_t capacity() const noexcept { return buf_.capacity(); }
     std::size_t size() const noexcept {
         std::lock_guard<std::mutex> lk(mu_);
-        return count_;
+        return buf_.size();
     }
 
 private:
@@ -120,12 +116,6 @@ private:
         }
     };
 
-    static T release(T* v, bool copy) {
-        if constexpr (std::is_copy_constructible_v<T>) {
-            if (copy) return T(*v);
-        }
-        return T(std::move(*v));
-    }
     static bool canceled() noexcept {
         detail::task_block* t = detail::current_task_or_null();
         return t && t->canceled;
@@ -144,29 +134,29 @@ private:
     int give(T& value, bool copy) {
         if (closed_) return EPIPE;
         if (waiter* r = receivers_.pop()) {       // the buffer is empty
-            *r->value = release(&value, copy);
+            *r->value = detail::take_value(&value, copy);
             complete(r, 0);
             return 0;
         }
-        if (count_ < cap_) {
-            push(release(&value, copy));
+        if (!buf_.full()) {
+            buf_.push(detail::take_value(&value, copy));
             return 0;
         }
         return EAGAIN;
     }
     // Under mu_. 0, EPIPE or EAGAIN.
     int take(T& out) {
-        if (count_) {
-            out = std::move(buf_[head_]);
-            pop();
+        if (!buf_.empty()) {
+            out = std::move(buf_.front());
+            buf_.pop();
             if (waiter* s = senders_.pop()) {     // room again: admit the oldest sender
-                push(release(s->value, s->copy));
+                buf_.push(detail::take_value(s->value, s->copy));
                 complete(s, 0);
             }
             return 0;
         }
         if (waiter* s = senders_.pop()) {         // rendezvous
-            out = release(s->value, s->copy);
+            out = detail::take_value(s->value, s->copy);
             complete(s, 0);
             return 0;
         }
@@ -227,23 +217,8 @@ private:
         return detail::errc_of(wait_in(receivers_, w, lk, d, "coop::shared_channel::recv"));
     }
 
-    void push(T&& v) {
-        std::size_t i = head_ + count_;
-        if (i >= cap_) i -= cap_;
-        ::new (static_cast<void*>(buf_ + i)) T(std::move(v));
-        ++count_;
-    }
-    void pop() noexcept {
-        buf_[head_].~T();
-        if (++head_ == cap_) head_ = 0;
-        --count_;
-    }
-
     mutable std::mutex mu_;
-    const std::size_t cap_;
-    T* const buf_;
-    std::size_t head_ = 0;
-    std::size_t count_ = 0;
+    detail::value_ring<T> buf_;        // under mu_
     bool closed_ = false;
     queue senders_;
     queue receivers_;

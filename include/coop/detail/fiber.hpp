@@ -116,6 +116,9 @@ inline constexpr std::uint8_t ctx_special = ctx_keep_fp | ctx_holds_eh;
 
 enum class fiber_state : unsigned char { created, running, suspended, finished, abandoned };
 
+// Bytes a fiber reserves for a scheduler's per-fiber record (fiber::sched_space).
+inline constexpr std::size_t fiber_sched_space = 96;
+
 // How a fiber runs its callable: (fiber, data of the first switch in) ->
 // what the body returned (for coroutine::resume).
 using fiber_run = void* (*)(fiber*, void*);
@@ -133,11 +136,17 @@ struct fiber {
     void (*destroy_callable)(fiber*) noexcept = nullptr;
     void* result = nullptr;         // what the body returned
     std::exception_ptr error;       // escaped the body; rethrown by coroutine::resume
-    void* sched = nullptr;          // the scheduler's record of this fiber (a reactor task), or null
+    bool scheduled = false;         // sched_space holds a scheduler's record: a reactor task
     std::uint64_t id = 0;           // unique per process
     coop::stack stk;                // owns the memory this block lives in
     char name[32] = {};
+    // Room for the record a scheduler keeps per fiber (the reactor's task
+    // block), at a fixed place: between a fiber and its record is an
+    // address computation, not a load (scheduled says whether it is used).
+    alignas(16) unsigned char sched_space[fiber_sched_space];
 };
+// Standard layout: offsetof(fiber, sched_space) is well defined.
+static_assert(std::is_standard_layout_v<fiber>, "fiber must stay standard-layout");
 
 // A fiber together with its callable.
 template <class Impl>
@@ -187,10 +196,24 @@ inline thread_state* this_thread() noexcept {
 }
 
 COOP_API eh_state* init_eh(thread_state* ts) noexcept;
+// The thread's exception state g moves from the running side into its
+// record, the other side's out of its record (a record holds exception
+// state only while suspended, under ctx_holds_eh).
+inline void move_eh(eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept {
+    if (g->caught || g->uncaught) {
+        from.eh = *g;
+        from.flags |= ctx_holds_eh;
+    }
+    if (to.flags & ctx_holds_eh) {
+        *g = to.eh;
+        to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
+    } else {
+        *g = eh_state{};
+    }
+}
 // A switch where either side has exception state or keeps its own FP
-// control state: the running side's state goes into its record, the other
-// side's comes out of its record (a record holds exception state only while
-// suspended) or, for FP, the thread's shared state is put back.
+// control state: move_eh(), and for FP the leaving side's state is saved
+// and the arriving side's (or the thread's shared one) put back.
 COOP_API void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fiber_ctx& to) noexcept;
 
 // Suspend `from`, which runs on this thread, and continue `to` (suspended
@@ -211,16 +234,7 @@ COOP_API void switch_special(thread_state* ts, eh_state* g, fiber_ctx& from, fib
     if ((((from.flags | to.flags) & ctx_special) | reinterpret_cast<std::uintptr_t>(g->caught) |
          g->uncaught) != 0) [[unlikely]] {
         if (!((from.flags | to.flags) & ctx_keep_fp)) {   // exceptions only: no call
-            if (g->caught || g->uncaught) {
-                from.eh = *g;
-                from.flags |= ctx_holds_eh;
-            }
-            if (to.flags & ctx_holds_eh) {
-                *g = to.eh;
-                to.flags &= static_cast<std::uint8_t>(~ctx_holds_eh);
-            } else {
-                *g = eh_state{};
-            }
+            move_eh(g, from, to);
         } else {
             switch_special(ts, g, from, to);
         }

@@ -39,8 +39,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <type_traits>
 
 namespace coop::detail {
@@ -98,10 +100,10 @@ struct run_queue {
 
 inline constexpr std::uint32_t no_heap_index = 0xffffffffu;
 
-// One per task, inside the task's callable, i.e. in the fiber's control
-// block at the top of the task's own stack: spawning allocates nothing else.
+// One per task, in its fiber's sched_space, i.e. in the control block at the
+// top of the task's own stack: spawning allocates nothing else, and between
+// a task's block and its fiber is a fixed offset (fib(), task_of()).
 struct task_block {
-    fiber* fib = nullptr;                 // the task's fiber
     scheduler* owner = nullptr;           // its reactor; null once the reactor is gone
     task_block* next = nullptr;           // run queue link (runnable)
     std::uint32_t slot = 0;               // its place in the reactor's table of live tasks
@@ -114,7 +116,19 @@ struct task_block {
     bool joining = false;                 // a task is parked in join() on the handle
     wait_list joiners;                    // tasks parked in join()
     std::exception_ptr error;             // escaped the task's callable
+
+    inline fiber* fib() const noexcept;   // the task's fiber
 };
+static_assert(sizeof(task_block) <= fiber_sched_space && alignof(task_block) <= 16,
+              "task_block must fit in a fiber's sched_space");
+
+inline fiber* task_block::fib() const noexcept {
+    return reinterpret_cast<fiber*>(reinterpret_cast<std::uintptr_t>(this) - offsetof(fiber, sched_space));
+}
+// The task block of a fiber that is a reactor task (fiber::scheduled).
+inline task_block* task_of(fiber* f) noexcept {
+    return std::launder(reinterpret_cast<task_block*>(f->sched_space));
+}
 
 inline void run_queue::push(task_block* t) noexcept {
     t->next = nullptr;
@@ -164,7 +178,7 @@ struct scheduler {
 
 [[gnu::always_inline]] inline void scheduler::switch_away(task_block* t, thread_state* ts) noexcept {
     COOP_ASSERT(t->state == task_state::runnable || t->state == task_state::parked);
-    COOP_ASSERT(t->fib->state == fiber_state::running);
+    COOP_ASSERT(t->fib()->state == fiber_state::running);
     fiber_ctx* to = &loop;
     if (hops_left != 0 && !attention.load(std::memory_order_relaxed)) [[likely]] {
         --hops_left;
@@ -177,12 +191,12 @@ struct scheduler {
                 __builtin_prefetch(after);    // its block shares a page with the next switch's target
             COOP_ASSERT(n->state == task_state::runnable);
             n->state = task_state::running;
-            n->fib->state = fiber_state::running;
-            to = &n->fib->self;
+            n->fib()->state = fiber_state::running;
+            to = &n->fib()->self;
         }
     }
-    t->fib->state = fiber_state::suspended;
-    (void)switch_to(ts, t->fib->self, *to, nullptr);
+    t->fib()->state = fiber_state::suspended;
+    (void)switch_to(ts, t->fib()->self, *to, nullptr);
     if (reap) [[unlikely]]
         reap_now();
 }
@@ -193,19 +207,19 @@ struct scheduler {
 // outside a reactor task.
 inline task_block* current_task(const char* what, thread_state* ts) {
     fiber* f = ts->current;
-    if (!f || !f->sched) [[unlikely]]
+    if (!f || !f->scheduled) [[unlikely]]
         throw_not_in_task(what);
-    return static_cast<task_block*>(f->sched);
+    return task_of(f);
 }
 inline task_block* current_task(const char* what) {
     fiber* f = this_thread()->current;
-    if (!f || !f->sched) [[unlikely]]
+    if (!f || !f->scheduled) [[unlikely]]
         throw_not_in_task(what);
-    return static_cast<task_block*>(f->sched);
+    return task_of(f);
 }
 inline task_block* current_task_or_null() noexcept {
     fiber* f = this_thread()->current;
-    return f ? static_cast<task_block*>(f->sched) : nullptr;
+    return f && f->scheduled ? task_of(f) : nullptr;
 }
 
 // Out-of-line parts of park(): arm the timer (ETIMEDOUT if the deadline
@@ -222,7 +236,7 @@ COOP_API int park_canceled(task_block* t);
 // that every blocking call site has its own switch (fiber_switch.hpp).
 [[gnu::always_inline]] inline int park(task_block* t, wait_list* list, wait_node* node,
                                        std::int64_t deadline_ns) {
-    fiber* f = t->fib;
+    fiber* f = t->fib();
     if (f->unwinding) [[unlikely]] {
         unwind_point(f);                  // throws, unless inside a destructor
         return ECANCELED;
@@ -262,10 +276,9 @@ inline void wake_all(wait_list& l, int err) noexcept {
     }
 }
 
-// A task's callable as stored in its fiber: the block and the user's fn.
+// A task's callable as stored in its fiber (its block is in sched_space).
 template <class Fn>
 struct task_body {
-    task_block block;
     Fn fn;
 
     template <class G>
@@ -274,7 +287,7 @@ struct task_body {
     // The fiber's body (fiber_run).
     static void* run(fiber* f, void*) {
         task_body& self = static_cast<fiber_with<task_body>*>(f)->value;
-        task_block& b = self.block;
+        task_block& b = *task_of(f);
         if (b.owner->reap) b.owner->reap_now();   // a task that ended may have handed off to us
         try {
             (void)self.fn();
@@ -287,6 +300,9 @@ struct task_body {
         return nullptr;
     }
 };
+
+// Free a task that is done (or never started): its block, then its fiber.
+COOP_API void destroy_task(task_block* t) noexcept;
 
 } // namespace coop::detail
 
