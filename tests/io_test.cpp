@@ -411,7 +411,7 @@ TEST(IoClose, CloseEndsEveryWaitWithEbadfAndReallyCloses) {
     int lfd = listen_loopback(addr);
     ASSERT_GE(lfd, 0);
     coop::reactor r;
-    std::error_code rd, wr, wait, acc;
+    std::error_code rd, rd2, wr, wait, wait_w, acc;
     std::size_t peer_got = 0;
     bool peer_eof = false;
     // Long deadlines: only the close may end these waits in time for the
@@ -424,7 +424,12 @@ TEST(IoClose, CloseEndsEveryWaitWithEbadfAndReallyCloses) {
         std::vector<char> big(1 << 20, 'w');
         wr = coop::io::write_all(fds[0], big.data(), big.size(), 60s).error;
     });
+    r.spawn([&] {                            // a second reader on the same fd
+        char buf[64];
+        rd2 = coop::io::read(fds[0], buf, sizeof buf, 60s).error;
+    });
     r.spawn([&] { wait = coop::wait_readable(fds[0], 60s); });
+    r.spawn([&] { wait_w = coop::wait_writable(fds[0], 60s); });
     r.spawn([&] { acc = coop::io::accept(lfd, 60s).error; });
     r.spawn([&] {
         coop::yield();                       // everyone is parked
@@ -445,7 +450,9 @@ TEST(IoClose, CloseEndsEveryWaitWithEbadfAndReallyCloses) {
     r.run();
     EXPECT_EQ(rd, std::errc::bad_file_descriptor) << rd.message();
     EXPECT_EQ(wr, std::errc::bad_file_descriptor) << wr.message();
+    EXPECT_EQ(rd2, std::errc::bad_file_descriptor) << rd2.message();
     EXPECT_EQ(wait, std::errc::bad_file_descriptor) << wait.message();
+    EXPECT_EQ(wait_w, std::errc::bad_file_descriptor) << wait_w.message();
     EXPECT_EQ(acc, std::errc::bad_file_descriptor) << acc.message();
     EXPECT_TRUE(peer_eof);
     EXPECT_GT(peer_got, 0u);

@@ -105,7 +105,8 @@ def run_client(args, port, conns, cpu, seconds=None, rounds=None):
     argv = ["taskset", "-c", str(cpu), f"{args.bin}/coop-echo-load", "client", "--port", str(port),
             "--conns", str(conns)]
     if rounds is not None:
-        argv += ["--rounds", str(rounds)]
+        # No untimed warm-up rounds: every message echoed is one counted.
+        argv += ["--rounds", str(rounds), "--warmup", "0"]
     else:
         argv += ["--seconds", str(seconds)]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
