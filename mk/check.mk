@@ -48,7 +48,7 @@ CHECK_TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 VALGRIND ?= valgrind
 VALGRIND_FLAGS ?= --tool=memcheck --error-exitcode=99 --leak-check=full \
   --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-  --child-silent-after-fork=yes --num-callers=30
+  --child-silent-after-fork=yes --num-callers=30 --suppressions=tests/check/valgrind.supp
 # A test filter for Valgrind runs (none today: every test runs there).
 VALGRIND_GTEST_FILTER ?= *
 

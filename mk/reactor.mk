@@ -16,7 +16,7 @@
 # an rpath). Such a build lives in its own directory (build/<arch>-kqueue-ext),
 # so the two kqueues never share objects.
 
-REACTOR_TESTS := Reactor*:Io*:Channel*:Echo*:Runtime*:CallOn*:Listener*:SharedChannel*:Offload*:TimerHeap*:WaitList*:RunQueue*
+REACTOR_TESTS := Reactor*:Io*:Channel*:Echo*:Teardown*:Runtime*:CallOn*:Listener*:SharedChannel*:Offload*:TimerHeap*:WaitList*:RunQueue*
 
 KQUEUE ?=
 ifeq ($(OS)-$(POLLER),Linux-kqueue)

@@ -132,23 +132,28 @@ result ring_read(task_block* t, int fd, void* buf, std::size_t n, std::uint64_t 
     }
 }
 
-// Write through the ring: send() with MSG_NOSIGNAL unless fd is known not
-// to be a socket (ENOTSOCK teaches it), as write_once() does.
+// Write through the ring: a SEND with MSG_NOSIGNAL at the file position
+// (ENOTSOCK: a WRITE instead), a WRITE at an offset. Unlike write_once(),
+// "not a socket" is not remembered here: every ring call counts as a wait
+// (the fd's entry holds what coop learned of it until coop::close), so an fd
+// written once and closed with plain ::close() would leave that memory to a
+// socket reusing its number, and a WRITE on a socket whose peer is gone
+// raises SIGPIPE. A pipe or file written at its position pays a failed SEND
+// per call instead.
 result ring_write(task_block* t, int fd, const void* buf, std::size_t n, std::uint64_t offset,
                   const deadline& d) {
     void* p = const_cast<void*>(buf);     // the ring's request has one pointer for both ways
+    bool sock = offset == detail::io_current_pos;
     for (;;) {
-        const fd_kind k = offset == detail::io_current_pos ? detail::known_fd_kind(fd) : fd_kind::not_socket;
-        const bool sock = k != fd_kind::not_socket;
         const int r = ring_op(t, sock ? io_opcode::send : io_opcode::write, fd, p, n, offset, d);
         if (r >= 0) {
-            if (sock && k == fd_kind::unknown) detail::remember_fd_kind(fd, fd_kind::socket);
+            if (sock) detail::remember_fd_kind(fd, fd_kind::socket);   // io::read then RECVs
             return {static_cast<std::size_t>(r), {}};
         }
         int e = -r;
         if (e == EINTR) continue;
         if (e == ENOTSOCK && sock) {
-            detail::remember_fd_kind(fd, fd_kind::not_socket);
+            sock = false;
             continue;
         }
         if (e != EAGAIN && e != EWOULDBLOCK) return {0, errc_of(e)};

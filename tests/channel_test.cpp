@@ -200,3 +200,98 @@ TEST(Channel, ManyProducersManyConsumers) {
     EXPECT_EQ(received, n);
     EXPECT_EQ(total, n * (n - 1) / 2);
 }
+
+// ---------------------------------------------------------------- failed sends keep the value
+
+TEST(ChannelFailedSend, TrySendOnAFullChannelLeavesTheUniquePtrWithTheCaller) {
+    coop::channel<std::unique_ptr<int>> ch(1);
+    EXPECT_FALSE(ch.try_send(std::make_unique<int>(1)));
+    auto p = std::make_unique<int>(7);
+    EXPECT_EQ(ch.try_send(std::move(p)), kAgain);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(*p, 7);
+    ch.close();
+    EXPECT_EQ(ch.try_send(std::move(p)), kPipe);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(*p, 7);
+}
+
+TEST(ChannelFailedSend, TimedOutClosedAndClosedWhileParkedSendsLeaveTheValue) {
+    coop::reactor r;
+    coop::channel<std::unique_ptr<int>> full(1), closing(0);
+    std::unique_ptr<int> timed = std::make_unique<int>(1), closed = std::make_unique<int>(2),
+                         parked = std::make_unique<int>(3), delivered = std::make_unique<int>(4);
+    std::error_code e_timed, e_closed, e_parked, e_delivered;
+    r.spawn([&] {
+        EXPECT_FALSE(full.send(std::make_unique<int>(0)));
+        e_timed = full.send(std::move(timed), 2ms);                // parks, times out
+        e_parked = closing.send(std::move(parked));                // parks, the channel closes
+        e_closed = closing.send(std::move(closed));                // closed already
+        std::unique_ptr<int> got;
+        EXPECT_FALSE(full.recv(got));
+        e_delivered = full.send(std::move(delivered));             // room again: delivered
+    });
+    r.spawn([&] {
+        EXPECT_FALSE(coop::sleep_for(10ms));
+        closing.close();
+    });
+    r.run();
+    EXPECT_EQ(e_timed, kTimedOut);
+    EXPECT_EQ(e_parked, kPipe);
+    EXPECT_EQ(e_closed, kPipe);
+    EXPECT_FALSE(e_delivered);
+    ASSERT_NE(timed, nullptr);
+    EXPECT_EQ(*timed, 1);
+    ASSERT_NE(parked, nullptr);
+    EXPECT_EQ(*parked, 3);
+    ASSERT_NE(closed, nullptr);
+    EXPECT_EQ(*closed, 2);
+    EXPECT_EQ(delivered, nullptr);   // moved from only on success
+    std::unique_ptr<int> v;
+    EXPECT_FALSE(full.try_recv(v));
+    ASSERT_NE(v, nullptr);
+    EXPECT_EQ(*v, 4);
+}
+
+namespace {
+// Counts its copies; moves are free.
+struct copy_counter {
+    int* copies = nullptr;
+    int value = 0;
+    copy_counter() = default;
+    copy_counter(int* c, int v) : copies(c), value(v) {}
+    copy_counter(const copy_counter& o) : copies(o.copies), value(o.value) { ++*copies; }
+    copy_counter& operator=(const copy_counter& o) {
+        copies = o.copies;
+        value = o.value;
+        ++*copies;
+        return *this;
+    }
+    copy_counter(copy_counter&&) noexcept = default;
+    copy_counter& operator=(copy_counter&&) noexcept = default;
+};
+} // namespace
+
+TEST(ChannelFailedSend, SendOfAnLvalueCopiesOnlyOnSuccess) {
+    coop::reactor r;
+    int copies = 0;
+    coop::channel<copy_counter> ch(1);
+    const copy_counter value(&copies, 42);
+    r.spawn([&] {
+        EXPECT_FALSE(ch.try_send(value));                  // delivered: one copy
+        EXPECT_EQ(copies, 1);
+        EXPECT_EQ(ch.try_send(value), kAgain);             // full
+        EXPECT_EQ(ch.send(value, 1ms), kTimedOut);         // parks, times out
+        EXPECT_EQ(copies, 1);
+        copy_counter got;
+        EXPECT_FALSE(ch.recv(got));
+        EXPECT_EQ(got.value, 42);
+        ch.close();
+        EXPECT_EQ(ch.send(value), kPipe);
+        EXPECT_EQ(ch.try_send(value), kPipe);
+        EXPECT_EQ(copies, 1);
+    });
+    r.run();
+    EXPECT_EQ(copies, 1);
+    EXPECT_EQ(value.value, 42);
+}

@@ -1,12 +1,20 @@
 // tests/coroutine_test.cpp — coop::coroutine and coop::generator.
 #include <coop/coroutine.hpp>
+#include <coop/fiber_local.hpp>
 #include <coop/generator.hpp>
+
+#include "test_env.hpp"
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cerrno>
 #include <cfenv>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -339,6 +347,298 @@ TEST(Coroutine, InvalidStackSizeIsRejected) {
         void operator()() const {}
     };
     EXPECT_THROW(coop::coroutine(big{}, {.stack_size = 64 * 1024}), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------- exception state
+// Each coroutine has its own C++ exception state: the caught-exceptions
+// stack (std::current_exception(), `throw;`) and std::uncaught_exceptions().
+
+TEST(CoroutineExceptions, CatchBlocksOnBothSidesOfASwitchKeepTheirOwnException) {
+    using coop_test::what_of;
+    std::vector<std::string> inside;
+    coop::coroutine co([&](coop::yielder& y) {
+        try {
+            throw std::runtime_error("inner");
+        } catch (const std::runtime_error& e) {
+            y.yield();   // the resumer enters its own catch block and resumes us from there
+            inside.push_back(what_of(std::current_exception()));
+            try {
+                throw;
+            } catch (const std::runtime_error& again) {
+                inside.push_back(again.what());
+            } catch (...) {
+                inside.push_back("throw; rethrew a foreign exception");
+            }
+            inside.push_back(e.what());
+            y.yield();
+        }   // leaves its handler while the resumer is inside its own
+        inside.push_back(what_of(std::current_exception()));
+        y.yield();
+    });
+    co.resume();
+    EXPECT_EQ(what_of(std::current_exception()), "none");
+    try {
+        throw std::logic_error("outer");
+    } catch (const std::logic_error& e) {
+        co.resume();
+        EXPECT_EQ(what_of(std::current_exception()), "outer");
+        co.resume();   // the coroutine leaves its catch block
+        EXPECT_EQ(what_of(std::current_exception()), "outer");
+        EXPECT_STREQ(e.what(), "outer");   // still alive: the coroutine's handler exit did not free it
+        try {
+            throw;
+        } catch (const std::logic_error& again) {
+            EXPECT_STREQ(again.what(), "outer");
+        } catch (...) {
+            ADD_FAILURE() << "throw; rethrew " << what_of(std::current_exception());
+        }
+    }
+    EXPECT_EQ(what_of(std::current_exception()), "none");
+    co.resume();
+    EXPECT_TRUE(co.done());
+    EXPECT_EQ(inside, (std::vector<std::string>{"inner", "inner", "inner", "none"}));
+}
+
+TEST(CoroutineExceptions, UncaughtExceptionsAreCountedPerCoroutine) {
+    int co_in_dtor = -1, co_after_resume = -1, co_after_catch = -1;
+    coop::coroutine co([&](coop::yielder& y) {
+        struct yields_while_unwinding {
+            coop::yielder& y;
+            int& before;
+            int& after;
+            ~yields_while_unwinding() {
+                before = std::uncaught_exceptions();
+                y.yield();   // in a destructor run by unwinding: the count travels with us
+                after = std::uncaught_exceptions();
+            }
+        };
+        try {
+            yields_while_unwinding g{y, co_in_dtor, co_after_resume};
+            throw std::runtime_error("unwinding");
+        } catch (const std::runtime_error&) {
+            co_after_catch = std::uncaught_exceptions();
+        }
+        y.yield();
+    });
+    co.resume();   // suspended in the destructor, its exception in flight
+    EXPECT_EQ(co_in_dtor, 1);
+    EXPECT_EQ(std::uncaught_exceptions(), 0);
+    EXPECT_EQ(std::current_exception(), nullptr);
+
+    int main_before = -1, main_after = -1;
+    struct resumes_while_unwinding {
+        coop::coroutine& co;
+        int& before;
+        int& after;
+        ~resumes_while_unwinding() {
+            before = std::uncaught_exceptions();
+            co.resume();   // the coroutine finishes its own unwinding and catches
+            after = std::uncaught_exceptions();
+        }
+    };
+    try {
+        resumes_while_unwinding r{co, main_before, main_after};
+        throw 7;
+    } catch (int) {
+    }
+    EXPECT_EQ(main_before, 1);
+    EXPECT_EQ(main_after, 1);
+    EXPECT_EQ(co_after_resume, 1);
+    EXPECT_EQ(co_after_catch, 0);
+    EXPECT_EQ(std::uncaught_exceptions(), 0);
+    co.resume();
+    EXPECT_TRUE(co.done());
+}
+
+// ---------------------------------------------------------------- thread moves
+
+thread_local int t_thread_tag = 0;
+
+// One coroutine, resumed alternately by two live threads. Each thread
+// resumes it from inside a coroutine of its own that stays running on that
+// thread meanwhile, so a stale per-thread pointer would name a live
+// coroutine of the other thread (whose stack a wrong yield would take over).
+// Inside the mover, after every switch: coop's view of the running coroutine
+// is the mover, thread_locals read through COOP_FIBER_LOCAL and errno read
+// through coop::fiber_errno() are the resuming thread's, and each kind of
+// yield suspends the mover and hands its value to the resumer.
+TEST(CoroutineThreads, ResumedAlternatelyFromTwoLiveThreadsKnowsItselfAndItsThread) {
+    const int rounds = coop_test::scaled(10000, 5000);
+    std::mutex m;
+    std::condition_variable cv;
+    int turn = 0;                  // which thread resumes next
+    bool finished = false;
+    int expected_tag = 0;          // the resuming thread's tag, set before each resume
+    int bad_id = 0, bad_name = 0, bad_inside = 0, bad_tls = 0, bad_errno = 0, bad_value = 0;
+    int bad_home = 0, bad_out = 0;
+    std::uintptr_t step = 0;       // the value of the next resume; the mover yields it back
+
+    std::uint64_t mover_id = 0;
+    coop::coroutine mover([&](coop::yielder& y) {
+        for (int i = 0; i < rounds; ++i) {
+            // Read before and after the switch, in one function: a cached
+            // thread pointer or errno address would survive the yield.
+            if (coop::this_coroutine::id() != mover_id) ++bad_id;
+            if (coop::this_coroutine::name() != "mover") ++bad_name;
+            if (!coop::this_coroutine::inside()) ++bad_inside;
+            if (COOP_FIBER_LOCAL(t_thread_tag) != expected_tag) ++bad_tls;
+            if (coop::fiber_errno() != 1000 + expected_tag) ++bad_errno;
+            void* in = (i % 2 == 0) ? coop::this_coroutine::yield(as_ptr(i))
+                                    : y.yield(as_ptr(i));
+            if (as_int(in) != static_cast<std::uintptr_t>(i) + 1) ++bad_value;
+        }
+        if (coop::this_coroutine::id() != mover_id) ++bad_id;
+        if (COOP_FIBER_LOCAL(t_thread_tag) != expected_tag) ++bad_tls;
+        if (coop::fiber_errno() != 1000 + expected_tag) ++bad_errno;
+    }, {.stack_size = 64 * 1024, .name = "mover"});
+    mover_id = mover.id();
+
+    auto resumer = [&](int me) {
+        t_thread_tag = me + 1;
+        std::uint64_t home_id = 0;
+        coop::coroutine home([&] {
+            for (;;) {
+                {
+                    std::unique_lock<std::mutex> lk(m);
+                    cv.wait(lk, [&] { return turn == me || finished; });
+                    if (finished) return;
+                }
+                expected_tag = me + 1;
+                errno = 1000 + expected_tag;
+                void* out = mover.resume(as_ptr(step));
+                if (coop::this_coroutine::id() != home_id) ++bad_home;
+                if (!mover.done() && as_int(out) != step) ++bad_out;
+                ++step;
+                std::lock_guard<std::mutex> lk(m);
+                if (mover.done()) finished = true;
+                turn = 1 - me;
+                cv.notify_all();
+            }
+        }, {.stack_size = 64 * 1024, .name = "home"});
+        home_id = home.id();
+        home.resume();
+    };
+    std::thread a([&] { resumer(0); });
+    std::thread b([&] { resumer(1); });
+    a.join();
+    b.join();
+    EXPECT_TRUE(mover.done());
+    EXPECT_EQ(bad_id, 0);
+    EXPECT_EQ(bad_name, 0);
+    EXPECT_EQ(bad_inside, 0);
+    EXPECT_EQ(bad_tls, 0);
+    EXPECT_EQ(bad_errno, 0);
+    EXPECT_EQ(bad_value, 0);
+    EXPECT_EQ(bad_home, 0);
+    EXPECT_EQ(bad_out, 0);
+}
+
+// ---------------------------------------------------------------- misuse
+
+TEST(CoroutineMisuse, YielderUsedOutsideItsCoroutineThrowsLogicError) {
+    coop::yielder* saved = nullptr;
+    int resumed = 0;
+    coop::coroutine co([&](coop::yielder& y) {
+        saved = &y;
+        y.yield();
+        ++resumed;
+        // from a coroutine nested inside its own: not its coroutine either
+        coop::coroutine nested([&] { EXPECT_THROW(saved->yield(), std::logic_error); });
+        nested.resume();
+        EXPECT_TRUE(nested.done());
+        y.yield();
+        ++resumed;
+    });
+    co.resume();
+    ASSERT_NE(saved, nullptr);
+    EXPECT_THROW(saved->yield(), std::logic_error);          // from the thread's own stack
+    EXPECT_THROW((*saved)(as_ptr(3)), std::logic_error);
+    coop::coroutine other([&] { EXPECT_THROW(saved->yield(), std::logic_error); });
+    other.resume();                                          // from another coroutine
+    EXPECT_TRUE(other.done());
+    EXPECT_EQ(resumed, 0);
+    co.resume();   // the coroutine is intact and still suspended where it was
+    EXPECT_EQ(resumed, 1);
+    co.resume();
+    EXPECT_EQ(resumed, 2);
+    EXPECT_TRUE(co.done());
+}
+
+// ---------------------------------------------------------------- stack sizes
+
+TEST(CoroutineStacks, TinyStackSizesAreRaisedToTheMinimum) {
+    for (std::size_t size : {std::size_t{1}, std::size_t{64}, std::size_t{4095}, std::size_t{4096},
+                             std::size_t{4097}, std::size_t{8192}, std::size_t{12288}, std::size_t{16384}}) {
+        int used = 0;
+        coop::coroutine co([&](coop::yielder& y) {
+            volatile char scratch[4096];   // a few KiB of real stack use
+            scratch[0] = 1;
+            scratch[sizeof scratch - 1] = 2;
+            y.yield();
+            used = scratch[0] + scratch[sizeof scratch - 1];
+        }, {.stack_size = size});
+        EXPECT_GE(static_cast<std::size_t>(static_cast<char*>(co.stack_top()) -
+                                           static_cast<char*>(co.stack_bottom())),
+                  coop::min_stack_size)
+            << "stack_size " << size;
+        co.resume();
+        co.resume();
+        EXPECT_TRUE(co.done()) << "stack_size " << size;
+        EXPECT_EQ(used, 3) << "stack_size " << size;
+    }
+}
+
+TEST(CoroutineStacks, CallableTooLargeForItsStackNamesBothSizes) {
+    struct big {
+        std::array<char, 64 * 1024> bytes{};
+        void operator()() const {}
+    };
+    try {
+        coop::coroutine co(big{}, {.stack_size = 16 * 1024});
+        FAIL() << "a 64 KiB callable was accepted on a 16 KiB stack";
+    } catch (const std::invalid_argument& e) {
+        const std::string msg = e.what();
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(msg, m, std::regex("callable \\(([0-9]+) bytes\\)"))) << msg;
+        EXPECT_GE(std::stoul(m[1].str()), sizeof(big)) << msg;
+        EXPECT_NE(msg.find(std::to_string(16 * 1024)), std::string::npos) << msg;
+    }
+}
+
+// ---------------------------------------------------------------- forced unwind
+
+TEST(CoroutineUnwind, YieldInADestructorDuringForcedUnwindReturnsNullAndUnwindingCompletes) {
+    int live = 0;
+    void* from_yielder = as_ptr(1);
+    void* from_this_coroutine = as_ptr(1);
+    bool dtor_finished = false, after_yield = false;
+    {
+        coop::coroutine co([&](coop::yielder& y) {
+            struct yields_in_dtor {
+                coop::yielder& y;
+                void*& a;
+                void*& b;
+                bool& done;
+                ~yields_in_dtor() {
+                    a = y.yield(as_ptr(5));                          // nobody to yield to
+                    b = coop::this_coroutine::yield(as_ptr(6));
+                    done = true;
+                }
+            };
+            counted outer(&live);
+            yields_in_dtor d{y, from_yielder, from_this_coroutine, dtor_finished};
+            counted inner(&live);
+            y.yield();
+            after_yield = true;
+        });
+        co.resume();
+        EXPECT_EQ(live, 2);
+    }   // destroyed while suspended: unwound
+    EXPECT_EQ(from_yielder, nullptr);
+    EXPECT_EQ(from_this_coroutine, nullptr);
+    EXPECT_TRUE(dtor_finished);
+    EXPECT_EQ(live, 0);   // the destructors before and after it ran too
+    EXPECT_FALSE(after_yield);
 }
 
 // ---------------------------------------------------------------- registers

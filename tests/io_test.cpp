@@ -5,16 +5,20 @@
 #include <coop/io.hpp>
 #include <coop/reactor.hpp>
 
+#include "test_env.hpp"
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -293,8 +297,9 @@ TEST(Io, ThousandConcurrentLoopbackConnections) {
     EXPECT_EQ(echoed_ok, kConns);
 }
 
-// io::read skips the read that would only say EAGAIN after a short read of
-// a stream socket. These pin down that it never skips into a hang.
+// io::read always tries the read first: a short read of a stream socket
+// does not mean the socket is drained. These pin down that no data and no
+// EOF is left unread once its readiness has been consumed.
 namespace {
 
 int nonblocking_pair(int type, int fds[2]) {
@@ -677,4 +682,175 @@ TEST(IoFile, ReadAndWriteFollowTheFilePosition) {
     });
     r.run();
     EXPECT_EQ(got, "hello world");
+}
+
+// TCP urgent data stops a read at the urgent mark: "hello" comes back short
+// while "world" is already queued behind the mark, with no edge to come.
+TEST(IoDrainedRead, DataBehindAnUrgentByteIsRead) {
+    sockaddr_in addr;
+    const int lfd = listen_loopback(addr);
+    ASSERT_GE(lfd, 0);
+    coop::reactor r;
+    std::string got;
+    std::vector<std::size_t> sizes;
+    std::error_code err;
+    r.spawn([&] {
+        const int c = tcp_socket();
+        ASSERT_FALSE(coop::io::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr, 5s));
+        coop::io::accept_result a = coop::io::accept(lfd, 5s);
+        ASSERT_FALSE(a.error) << a.error.message();
+        coop::task reader = coop::this_reactor().spawn([&, fd = a.fd] {
+            char buf[64];
+            while (got.size() < 10) {
+                coop::io::result res = coop::io::read(fd, buf, sizeof buf, 5s);
+                if (res.error || res.size == 0) {
+                    err = res.error;
+                    break;
+                }
+                sizes.push_back(res.size);
+                got.append(buf, res.size);
+            }
+        });
+        EXPECT_FALSE(coop::sleep_for(5ms));   // the reader has found nothing and parked
+        ASSERT_EQ(::send(c, "hello", 5, MSG_NOSIGNAL), 5);
+        ASSERT_EQ(::send(c, "!", 1, MSG_OOB | MSG_NOSIGNAL), 1);   // the urgent byte, out of band
+        ASSERT_EQ(::send(c, "world", 5, MSG_NOSIGNAL), 5);
+        EXPECT_FALSE(reader.join());
+        coop::close(a.fd);
+        coop::close(c);
+    });
+    r.run();
+    coop::close(lfd);
+    EXPECT_FALSE(err) << err.message();
+    EXPECT_EQ(got, "helloworld");
+    EXPECT_GE(sizes.size(), 2u);   // the kernel did stop at the mark: the case this pins down
+}
+
+namespace {
+// Send `data` over a Unix socket with `passed` attached as SCM_RIGHTS.
+ssize_t send_with_fd(int sock, const char* data, std::size_t n, int passed) {
+    iovec iov{const_cast<char*>(data), n};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof ctrl;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+    return ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+} // namespace
+
+// A Unix stream read stops at a message carrying SCM_RIGHTS (before it, and
+// after it): the bytes behind it are read, not waited for.
+TEST(IoDrainedRead, DataAroundAMessageCarryingAnFdIsRead) {
+    int fds[2];
+    ASSERT_EQ(nonblocking_pair(SOCK_STREAM, fds), 0);
+    int passed[2];
+    ASSERT_EQ(::pipe2(passed, O_CLOEXEC), 0);
+    coop::reactor r;
+    std::string got;
+    std::vector<std::size_t> sizes;
+    std::error_code err;
+    r.spawn([&] {
+        char buf[64];
+        while (got.size() < 8) {
+            coop::io::result res = coop::io::read(fds[0], buf, sizeof buf, 5s);
+            if (res.error || res.size == 0) {
+                err = res.error;
+                break;
+            }
+            sizes.push_back(res.size);
+            got.append(buf, res.size);
+        }
+    });
+    r.spawn([&] {
+        EXPECT_FALSE(coop::sleep_for(5ms));   // the reader has found nothing and parked
+        ASSERT_EQ(::send(fds[1], "abc", 3, MSG_NOSIGNAL), 3);
+        ASSERT_EQ(send_with_fd(fds[1], "def", 3, passed[0]), 3);
+        ASSERT_EQ(::send(fds[1], "gh", 2, MSG_NOSIGNAL), 2);
+    });
+    r.run();
+    EXPECT_FALSE(err) << err.message();
+    EXPECT_EQ(got, "abcdefgh");
+    EXPECT_GE(sizes.size(), 2u);   // the kernel did stop short: the case this pins down
+    coop::close(fds[0]);
+    ::close(fds[1]);
+    ::close(passed[0]);
+    ::close(passed[1]);
+}
+
+// After a task's short read, a read outside any task with bytes ready
+// returns them (it must not conclude it would have to wait).
+TEST(IoDrainedRead, ReadOutsideATaskAfterAShortReadReturnsTheBytesReady) {
+    int fds[2];
+    ASSERT_EQ(nonblocking_pair(SOCK_STREAM, fds), 0);
+    coop::reactor r;
+    r.spawn([&] {
+        char buf[64];
+        coop::io::result res = coop::io::read(fds[0], buf, sizeof buf, 5s);   // parks, then short
+        EXPECT_FALSE(res.error) << res.error.message();
+        EXPECT_EQ(res.size, 3u);
+    });
+    r.spawn([&] {
+        EXPECT_FALSE(coop::sleep_for(2ms));
+        ASSERT_EQ(::send(fds[1], "abc", 3, MSG_NOSIGNAL), 3);
+    });
+    r.run();
+    ASSERT_EQ(::send(fds[1], "12345", 5, MSG_NOSIGNAL), 5);
+    char buf[64];
+    coop::io::result res;
+    ASSERT_NO_THROW(res = coop::io::read(fds[0], buf, sizeof buf));
+    EXPECT_FALSE(res.error) << res.error.message();
+    ASSERT_EQ(res.size, 5u);
+    EXPECT_EQ(std::string(buf, 5), "12345");
+    coop::close(fds[0]);
+    ::close(fds[1]);
+}
+
+namespace {
+// In a child process with SIGPIPE at its default disposition: a pipe is
+// written once through io::write and closed with plain ::close() (it was
+// never waited on); a socket whose peer is gone then gets the same fd
+// number. io::write on it must give EPIPE. Exit 0 on EPIPE, 2 otherwise;
+// SIGPIPE would kill the child instead.
+[[noreturn]] void write_to_a_socket_that_reused_a_pipes_fd_number() {
+    ::signal(SIGPIPE, SIG_DFL);
+    int code = 3;
+    {
+        coop::reactor r;
+        r.spawn([&] {
+            int p[2];
+            if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return;
+            if (coop::io::write(p[1], "x", 1).size != 1) return;
+            const int num = p[1];
+            ::close(p[1]);
+            ::close(p[0]);
+            int s[2];
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s) != 0) return;
+            if (s[1] == num) std::swap(s[0], s[1]);
+            if (s[0] != num) {
+                if (::dup3(s[0], num, O_CLOEXEC) != num) return;
+                ::close(s[0]);
+            }
+            ::close(s[1]);   // the peer goes away
+            const coop::io::result res = coop::io::write(num, "y", 1);
+            code = res.error == std::errc::broken_pipe ? 0 : 2;
+            if (code) std::fprintf(stderr, "io::write gave size %zu, %s\n", res.size, res.error.message().c_str());
+            ::close(num);
+        });
+        r.run();
+    }
+    std::fflush(stderr);
+    std::_Exit(code);
+}
+} // namespace
+
+TEST(IoWriteDeathTest, EpipeNotSigpipeOnASocketThatReusedAPipesFdNumber) {
+    GTEST_FLAG_SET(death_test_style, coop_test::kDeathTestStyle);
+    EXPECT_EXIT(write_to_a_socket_that_reused_a_pipes_fd_number(), ::testing::ExitedWithCode(0), "");
 }

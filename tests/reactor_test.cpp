@@ -6,6 +6,8 @@
 #include <coop/io.hpp>
 #include <coop/reactor.hpp>
 
+#include "test_env.hpp"
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -16,13 +18,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cfenv>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -393,47 +400,6 @@ TEST(ReactorCancel, WhileJoining) {
     r.run();
     EXPECT_EQ(j, kCanceled);
     EXPECT_TRUE(sleeper.done());    // the joined task was not affected
-}
-
-// The handle a task waits on in join() is moved away or dropped: the
-// joiner gets std::logic_error; the joined task finishes and is freed
-// exactly once (its destructor counts), whoever ends up owning it.
-TEST(ReactorJoin, HandleMovedOrDroppedWhileJoining) {
-    struct counter {
-        int* n;
-        ~counter() { ++*n; }
-    };
-    int ended = 0;
-    int logic_errors = 0;
-    coop::task moved_to;
-    {
-        coop::reactor r;
-        auto joined = std::make_unique<coop::task>(r.spawn([&] {
-            counter c{&ended};
-            coop::sleep_for(5ms);
-        }));
-        coop::task kept = r.spawn([&] {
-            counter c{&ended};
-            coop::sleep_for(5ms);
-            throw std::runtime_error("kept");
-        });
-        r.spawn([&] {
-            try { joined->join(); } catch (const std::logic_error&) { ++logic_errors; }
-        });
-        r.spawn([&] {
-            try { kept.join(); } catch (const std::logic_error&) { ++logic_errors; }
-        });
-        r.spawn([&] {
-            coop::yield();
-            joined.reset();                 // dropped while a task joins it
-            moved_to = std::move(kept);     // moved while a task joins it
-        });
-        r.run();
-        EXPECT_EQ(logic_errors, 2);
-        EXPECT_EQ(ended, 2);
-        ASSERT_TRUE(moved_to.done());
-    }
-    EXPECT_THROW(moved_to.join(), std::runtime_error);   // the new owner gets the result
 }
 
 // Teardown with a joiner parked on a task whose handle is gone: teardown
@@ -1063,4 +1029,454 @@ TEST(ReactorBackend, AProcessThatMayNotUseIoUringFallsBackSilently) {
     ASSERT_EQ(status, 0) << free_out;
     EXPECT_NE(free_out.find("backend " + def + "\n"), std::string::npos) << free_out;
     EXPECT_NE(free_out.find("io ok\n"), std::string::npos) << free_out;
+}
+
+// ---------------------------------------------------------------- exception state
+
+// Retry with backoff in two tasks: each sleeps inside its catch block while
+// the other throws and catches, then rethrows with `throw;`. Each must see
+// and rethrow its own exception.
+TEST(ReactorExceptions, TasksRetryingWithBackoffRethrowTheirOwnException) {
+    using coop_test::what_of;
+    coop::reactor r;
+    std::vector<std::string> wrong;
+    int caught = 0;
+    for (int id = 0; id < 2; ++id)
+        r.spawn([&, id] {
+            for (int attempt = 0; attempt < 3; ++attempt) {
+                const std::string mine = "task " + std::to_string(id) + " attempt " + std::to_string(attempt);
+                try {
+                    try {
+                        throw std::runtime_error(mine);
+                    } catch (...) {
+                        EXPECT_FALSE(coop::sleep_for(1ms));   // the other task throws and catches meanwhile
+                        if (what_of(std::current_exception()) != mine)
+                            wrong.push_back(mine + ": current_exception() is " + what_of(std::current_exception()));
+                        if (std::uncaught_exceptions() != 0) wrong.push_back(mine + ": uncaught_exceptions() != 0");
+                        throw;
+                    }
+                } catch (const std::runtime_error& e) {
+                    ++caught;
+                    if (e.what() != mine) wrong.push_back(mine + ": throw; rethrew " + e.what());
+                }
+                EXPECT_FALSE(coop::sleep_for(1ms));   // the other task may still sit in its handler
+                if (std::current_exception() != nullptr)
+                    wrong.push_back(mine + ": after the handler, current_exception() is " +
+                                    what_of(std::current_exception()));
+            }
+        });
+    r.run();
+    EXPECT_EQ(caught, 6);
+    EXPECT_TRUE(wrong.empty()) << ::testing::PrintToString(wrong);
+    EXPECT_EQ(std::current_exception(), nullptr);
+}
+
+// ---------------------------------------------------------------- post/stop vs teardown
+
+// post() and stop() from another thread race run()'s return and the
+// reactor's deletion: whatever the call does to the reactor (its wake-up
+// of the poller included) must be over before run() can return, or it
+// would touch a freed reactor. Per round, one thread calls into a fresh
+// reactor while the reactor's thread runs it until the call has had its
+// effect and deletes it at once. TSan sees an access not ordered before
+// the deletion, ASan one that comes after it. Returns the rounds for which
+// `after_run` (called between run() and the deletion) was true.
+namespace {
+int race_run_and_deletion(int rounds, const std::function<void(coop::reactor&)>& call,
+                          const std::function<void(coop::reactor&)>& setup,
+                          const std::function<bool(coop::reactor&)>& after_run) {
+    std::mutex m;
+    std::condition_variable cv;
+    coop::reactor* target = nullptr;   // the reactor to call next
+    int calls_done = 0;
+    std::thread caller([&] {
+        for (int i = 0; i < rounds; ++i) {
+            coop::reactor* r;
+            {
+                std::unique_lock<std::mutex> lk(m);
+                cv.wait(lk, [&] { return target != nullptr; });
+                r = std::exchange(target, nullptr);
+            }
+            call(*r);
+            std::lock_guard<std::mutex> lk(m);
+            calls_done = i + 1;
+            cv.notify_all();
+        }
+    });
+    int ok = 0;
+    for (int i = 0; i < rounds; ++i) {
+        auto* r = new coop::reactor;
+        setup(*r);
+        {
+            std::lock_guard<std::mutex> lk(m);
+            target = r;
+            cv.notify_all();
+        }
+        r->run();
+        if (after_run(*r)) ++ok;
+        delete r;                 // while the caller may still be inside call(*r)
+        std::unique_lock<std::mutex> lk(m);
+        cv.wait(lk, [&] { return calls_done == i + 1; });
+    }
+    caller.join();
+    return ok;
+}
+} // namespace
+
+TEST(ReactorThreads, PostRacingRunAndDeletionTouchesNoFreedReactor) {
+    const int rounds = coop_test::scaled(500, 50);
+    bool ran = false;             // touched on the reactor's thread only
+    const int ok = race_run_and_deletion(
+        rounds, [&](coop::reactor& r) { r.post([&] { ran = true; }); },
+        [&](coop::reactor& r) {
+            ran = false;
+            // Busy until the posted callable has run: run() returns right after it.
+            r.spawn([&] {
+                while (!ran) coop::yield();
+            });
+        },
+        [&](coop::reactor& r) { return ran && r.size() == 0; });
+    EXPECT_EQ(ok, rounds);
+}
+
+TEST(ReactorThreads, StopRacingRunAndDeletionTouchesNoFreedReactor) {
+    const int rounds = coop_test::scaled(500, 50);
+    const int ok = race_run_and_deletion(
+        rounds, [](coop::reactor& r) { r.stop(); },
+        [](coop::reactor& r) {
+            // Busy until teardown cancels it (sleep_for(0) returns at once
+            // until then): run() returns only because of the stop.
+            r.spawn([] {
+                while (!coop::sleep_for(0ns)) coop::yield();
+            });
+        },
+        [](coop::reactor& r) { return r.size() == 1; });
+    EXPECT_EQ(ok, rounds);
+}
+
+// a.stop() from a task of reactor b, on another thread, while a sleeps in
+// the kernel: a.run() returns.
+TEST(ReactorThreads, StopFromATaskOfAnotherReactorWakesIt) {
+    int quiet[2];
+    ASSERT_EQ(::pipe2(quiet, O_NONBLOCK | O_CLOEXEC), 0);
+    std::atomic<coop::reactor*> a_ptr{nullptr};
+    std::atomic<bool> a_parked{false}, a_returned{false}, b_done{false};
+    std::thread ta([&] {
+        coop::reactor a;
+        a.spawn([&] {
+            a_parked = true;
+            (void)coop::wait_readable(quiet[0]);   // nothing arrives (unless the test has to rescue it)
+        });
+        a_ptr = &a;
+        a.run();
+        a_returned = true;
+        while (!b_done.load()) std::this_thread::sleep_for(1ms);   // b holds &a until then
+    });
+    std::thread tb([&] {
+        coop::reactor b;
+        b.spawn([&] {
+            while (!a_parked.load()) coop::sleep_for(1ms);
+            coop::sleep_for(20ms);   // a's loop is asleep in the kernel by now
+            a_ptr.load()->stop();
+        });
+        b.run();
+        b_done = true;
+    });
+    const auto give_up = clk::now() + 15s;
+    while (!a_returned.load() && clk::now() < give_up) std::this_thread::sleep_for(1ms);
+    EXPECT_TRUE(a_returned.load()) << "a.run() did not return within 15 s of a.stop() from b's task";
+    if (!a_returned.load()) (void)::write(quiet[1], "x", 1);   // wake a's task: its run() can end
+    tb.join();
+    ta.join();
+    ::close(quiet[0]);
+    ::close(quiet[1]);
+}
+
+// ---------------------------------------------------------------- join misuse
+
+TEST(ReactorJoin, SecondTaskJoiningTheSameHandleGetsLogicError) {
+    coop::reactor r;
+    coop::channel<int> go;
+    coop::task target = r.spawn([&] {
+        int v;
+        EXPECT_FALSE(go.recv(v));
+    });
+    bool first_joined = false;
+    std::string second_error;
+    r.spawn([&] {
+        EXPECT_FALSE(target.join());
+        first_joined = true;
+    });
+    r.spawn([&] {
+        EXPECT_FALSE(go.send(1));    // target is runnable now, not finished
+        try {
+            target.join();
+            ADD_FAILURE() << "a second join on the same handle returned";
+        } catch (const std::logic_error& e) {
+            second_error = e.what();
+        }
+    });
+    r.run();
+    EXPECT_TRUE(first_joined);
+    EXPECT_NE(second_error.find("already joining"), std::string::npos) << second_error;
+    EXPECT_FALSE(target);            // the first join took the result
+    EXPECT_EQ(r.size(), 0u);
+}
+
+TEST(ReactorJoin, HandleMovedWhileATaskJoinsItKeepsTheResultReachable) {
+    coop::reactor r;
+    coop::channel<int> go;
+    coop::task target = r.spawn([&] {
+        int v;
+        EXPECT_FALSE(go.recv(v));
+        throw std::runtime_error("target's result");
+    });
+    coop::task moved_to;
+    std::string joiner_error, result;
+    coop::task joiner = r.spawn([&] {
+        try {
+            target.join();
+            ADD_FAILURE() << "join on a moved-from handle returned";
+        } catch (const std::logic_error& e) {
+            joiner_error = e.what();
+        }
+    });
+    r.spawn([&] {
+        moved_to = std::move(target);   // while the joiner is parked on the handle
+        EXPECT_FALSE(go.send(1));
+        EXPECT_FALSE(joiner.join());    // the joiner has found out and ended
+        try {
+            moved_to.join();
+            ADD_FAILURE() << "the target's exception was lost";
+        } catch (const std::runtime_error& e) {
+            result = e.what();
+        }
+    });
+    r.run();
+    EXPECT_NE(joiner_error.find("moved or dropped"), std::string::npos) << joiner_error;
+    EXPECT_EQ(result, "target's result");
+    EXPECT_FALSE(moved_to);
+    EXPECT_EQ(r.size(), 0u);
+}
+
+TEST(ReactorJoin, HandleDroppedWhileATaskJoinsItFreesTheTask) {
+    coop::reactor r;
+    coop::channel<int> go;
+    auto token = std::make_shared<int>(1);   // held by the target's callable
+    coop::task target = r.spawn([&go, token] {
+        int v;
+        EXPECT_FALSE(go.recv(v));
+    });
+    std::string joiner_error;
+    r.spawn([&] {
+        try {
+            target.join();
+            ADD_FAILURE() << "join on a dropped handle returned";
+        } catch (const std::logic_error& e) {
+            joiner_error = e.what();
+        }
+    });
+    r.spawn([&] {
+        target = coop::task{};          // dropped while the joiner is parked on it
+        EXPECT_FALSE(go.send(1));
+    });
+    r.run();
+    EXPECT_NE(joiner_error.find("moved or dropped"), std::string::npos) << joiner_error;
+    EXPECT_EQ(token.use_count(), 1);    // the target's callable (and stack) are gone
+    EXPECT_EQ(r.size(), 0u);
+}
+
+// ---------------------------------------------------------------- coroutines inside tasks
+
+TEST(ReactorMisuse, ThisCoroutineYieldInATaskThrowsLogicErrorNamingCoopYield) {
+    coop::reactor r;
+    std::string msg;
+    bool continued = false;
+    r.spawn([&] {
+        try {
+            coop::this_coroutine::yield();
+            ADD_FAILURE() << "this_coroutine::yield() returned in a task";
+        } catch (const std::logic_error& e) {
+            msg = e.what();
+        }
+        coop::yield();                  // the task is still scheduled normally
+        continued = true;
+    });
+    r.run();                            // returns: the task was not stranded
+    EXPECT_NE(msg.find("coop::yield()"), std::string::npos) << msg;
+    EXPECT_TRUE(continued);
+    EXPECT_EQ(r.size(), 0u);
+}
+
+TEST(Reactor, CoroutineNestedInATaskYieldsToTheTask) {
+    coop::reactor r;
+    std::vector<std::string> log;
+    r.spawn([&] {
+        coop::coroutine inner([&](coop::yielder& y) {
+            log.push_back("inner-1");
+            coop::this_coroutine::yield(reinterpret_cast<void*>(std::uintptr_t{1}));
+            log.push_back("inner-2");
+            y.yield(reinterpret_cast<void*>(std::uintptr_t{2}));
+            log.push_back("inner-3");
+        });
+        EXPECT_EQ(inner.resume(), reinterpret_cast<void*>(std::uintptr_t{1}));
+        log.push_back("task-1");
+        coop::yield();                  // the task itself yields to the other task
+        EXPECT_EQ(inner.resume(), reinterpret_cast<void*>(std::uintptr_t{2}));
+        log.push_back("task-2");
+        inner.resume();
+        EXPECT_TRUE(inner.done());
+    });
+    r.spawn([&] { log.push_back("other"); });
+    r.run();
+    EXPECT_EQ(log, (std::vector<std::string>{"inner-1", "task-1", "other", "inner-2", "task-2", "inner-3"}));
+}
+
+// ---------------------------------------------------------------- reactors of one thread
+
+TEST(ReactorThreadBinding, DestroyingASecondReactorLeavesTheFirstAsThisReactor) {
+    coop::reactor first;
+    EXPECT_EQ(&coop::this_reactor(), &first);
+    {
+        coop::reactor second;
+        EXPECT_EQ(&coop::this_reactor(), &second);   // the newest one
+    }
+    ASSERT_NO_THROW(coop::this_reactor());
+    EXPECT_EQ(&coop::this_reactor(), &first);
+    bool ran = false;
+    coop::this_reactor().spawn([&] {
+        ran = true;
+        EXPECT_EQ(&coop::this_reactor(), &first);
+    });
+    first.run();
+    EXPECT_TRUE(ran);
+
+    // The other order: the older one goes first.
+    auto older = std::make_unique<coop::reactor>();
+    {
+        coop::reactor newer;
+        older.reset();
+        EXPECT_EQ(&coop::this_reactor(), &newer);
+    }
+    EXPECT_EQ(&coop::this_reactor(), &first);
+}
+
+// coop::close() outside run() drops the fd's registration in every reactor
+// of the thread: a task of either reactor waiting later on a new file that
+// got the same fd number is woken by its data.
+TEST(ReactorFd, CloseOutsideRunDropsTheRegistrationInEveryReactorOfTheThread) {
+    coop::reactor older, newer;
+    int sp[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp), 0);
+    const int fd = sp[0];
+    for (coop::reactor* r : {&older, &newer}) {     // each registers fd with its poller
+        r->spawn([fd] { EXPECT_EQ(coop::wait_readable(fd, 1ms), kTimedOut); });
+        r->run();
+    }
+    ASSERT_FALSE(coop::close(fd));                  // outside run(), for both reactors
+    ::close(sp[1]);
+
+    // A new socket pair whose first end has fd's number.
+    int np[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, np), 0);
+    if (np[1] == fd) std::swap(np[0], np[1]);
+    if (np[0] != fd) {
+        ASSERT_EQ(::dup3(np[0], fd, O_CLOEXEC), fd);
+        ::close(np[0]);
+        np[0] = fd;
+    }
+    for (coop::reactor* r : {&older, &newer}) {
+        std::error_code later, present;
+        // Data that arrives while the task waits...
+        r->spawn([&] { later = coop::wait_readable(fd, 5s); });
+        r->spawn([&] {
+            coop::sleep_for(5ms);
+            EXPECT_EQ(::send(np[1], "x", 1, MSG_NOSIGNAL), 1);
+        });
+        r->run();
+        EXPECT_FALSE(later) << later.message() << (r == &older ? " (older reactor)" : " (newer reactor)");
+        // ... and data already there when it starts waiting.
+        r->spawn([&] { present = coop::wait_readable(fd, 2s); });
+        r->run();
+        EXPECT_FALSE(present) << present.message() << (r == &older ? " (older reactor)" : " (newer reactor)");
+        char buf[8];
+        EXPECT_EQ(::read(fd, buf, sizeof buf), 1);
+    }
+    coop::close(np[0]);
+    coop::close(np[1]);
+}
+
+// ---------------------------------------------------------------- lost exceptions
+
+TEST(ReactorErrors, ExceptionOfAFinishedTaskDroppedUnjoinedLeavesTheNextRun) {
+    coop::reactor r;
+    {
+        coop::task t = r.spawn([] { throw std::runtime_error("nobody joined me"); });
+        r.run();                        // the handle holds the exception for join()
+        EXPECT_TRUE(t.done());
+    }                                   // dropped unjoined
+    try {
+        r.run();
+        ADD_FAILURE() << "run() did not rethrow the dropped task's exception";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "nobody joined me");
+    }
+    EXPECT_NO_THROW(r.run());           // reported once; the reactor stays usable
+    EXPECT_EQ(r.size(), 0u);
+}
+
+TEST(ReactorErrors, ExceptionOfAFinishedTaskDroppedByAnotherTaskLeavesThisRun) {
+    coop::reactor r;
+    coop::task t = r.spawn([] { throw std::runtime_error("dropped while running"); });
+    bool dropper_done = false;
+    r.spawn([&] {
+        while (!t.done()) coop::yield();
+        t = coop::task{};               // dropped unjoined, during run()
+        dropper_done = true;
+    });
+    try {
+        r.run();
+        ADD_FAILURE() << "run() did not rethrow the dropped task's exception";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "dropped while running");
+    }
+    r.run();
+    EXPECT_TRUE(dropper_done);
+}
+
+// ---------------------------------------------------------------- stack sizes
+
+TEST(ReactorStacks, TinySpawnStackSizesAreRaisedToTheMinimum) {
+    coop::reactor r;
+    int ended = 0;
+    for (std::size_t size : {std::size_t{1}, std::size_t{100}, std::size_t{4095}, std::size_t{4096},
+                             std::size_t{8192}, std::size_t{16384}})
+        r.spawn([&] {
+            volatile char scratch[4096];
+            scratch[0] = 1;
+            coop::yield();
+            EXPECT_FALSE(coop::sleep_for(1ms));
+            scratch[sizeof scratch - 1] = 2;
+            if (scratch[0] + scratch[sizeof scratch - 1] == 3) ++ended;
+        }, {.stack_size = size, .name = "tiny"});
+    r.run();
+    EXPECT_EQ(ended, 6);
+}
+
+TEST(ReactorStacks, CallableTooLargeForItsStackIsRefusedWithTheSizes) {
+    coop::reactor r;
+    struct big {
+        std::array<char, 64 * 1024> bytes{};
+        void operator()() const {}
+    };
+    try {
+        r.spawn(big{}, {.stack_size = 16 * 1024});
+        ADD_FAILURE() << "a 64 KiB callable was accepted on a 16 KiB stack";
+    } catch (const std::invalid_argument& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(std::to_string(16 * 1024)), std::string::npos) << msg;
+        EXPECT_NE(msg.find("bytes"), std::string::npos) << msg;
+    }
+    EXPECT_EQ(r.size(), 0u);
+    r.run();
 }

@@ -325,6 +325,11 @@ TEST(SharedChannel, CancelingAParkedReceiverGivesEcanceledAndLosesNothing) {
 TEST(SharedChannel, AValueHandedToASleepingReactorWakesItOncePerBurst) {
     // The receiver's reactor sleeps in the kernel; a burst of values sent
     // from another reactor must not cost one wake-up per value.
+    // Under qemu-user the receiver drains each value before the emulated
+    // sender produces the next, so each value does find it asleep and the
+    // count says nothing about batching there; the native runs check it.
+    if (const char* p = std::getenv("COOP_RUN_PREFIX"); p && *p)
+        GTEST_SKIP() << "timing-dependent under an emulator: the receiver outruns the sender";
     coop::runtime rt({.threads = 2});
     coop::shared_channel<int> ch(256);
     coop::shared_channel<int> ready(1);

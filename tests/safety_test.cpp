@@ -109,8 +109,9 @@ std::string overflow_line(const coop::coroutine& co, const std::string& who) {
     s << ", "
       << (static_cast<char*>(co.stack_top()) - static_cast<char*>(co.stack_bottom()))
       << " bytes\\)\n";
-    // Nothing else on stderr, except the emulator's own note on the abort.
-    s << (under_emulator() ? "(qemu: [^\n]*\n)?$" : "$");
+    // Nothing else on stderr, except the emulator's own note on the abort
+    // (followed by an empty line when the abort came from a second thread).
+    s << (under_emulator() ? "(qemu: [^\n]*\n|\n)*$" : "$");
     return s.str();
 }
 
