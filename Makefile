@@ -77,7 +77,14 @@ LDLIBS += -pthread
 
 # ---------------------------------------------------------------- library
 ARCH_SRCS := $(wildcard arch/$(ARCH)/*.S)
-POLLER_SRCS := $(wildcard src/poller_$(POLLER).cpp)
+# Linux builds (POLLER=epoll, the default there) carry io_uring and epoll
+# and pick one at run time (src/poller.cpp); POLLER=kqueue builds carry kqueue.
+ifeq ($(POLLER),kqueue)
+  POLLER_SRCS := src/poller_kqueue.cpp
+  CPPFLAGS += -DCOOP_POLLER_KQUEUE=1
+else
+  POLLER_SRCS := $(wildcard src/poller_$(POLLER).cpp) src/poller_uring.cpp
+endif
 LIB_SRCS := $(filter-out src/poller_%.cpp,$(wildcard src/*.cpp)) $(POLLER_SRCS)
 LIB_C_SRCS := $(wildcard src/*.c)
 LIB_OBJS := $(patsubst %.cpp,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst %.c,$(OBJ)/%.o,$(LIB_C_SRCS)) \
@@ -196,9 +203,28 @@ GTEST_ARGS ?=
 test: deps-base
 	$(MAKE) SKIP_DEPS=1 test-run
 
+# Linux builds carry two backends. The suite runs on the default one
+# (io_uring where the kernel grants it), then the reactor-layer suites
+# (REACTOR_TESTS, mk/reactor.mk; or what GTEST_ARGS selects) run again with
+# COOP_POLLER=epoll. Where io_uring is not granted (qemu-user, an old
+# kernel, a seccomp policy) the first run was on epoll already.
+# $(call on_both_backends,command running the test binary with its arguments)
+ifeq ($(POLLER),kqueue)
+on_both_backends =
+else
+on_both_backends = \
+  @if [ "$$($(RUN) $(BIN)/progs/backend_probe --default)" = epoll ]; then \
+    echo "coop: io_uring is not granted here; the run above was on epoll"; \
+  else \
+    echo "COOP_POLLER=epoll $(1)"; COOP_POLLER=epoll $(1); \
+  fi
+endif
+BACKEND_GTEST_ARGS = $(or $(GTEST_ARGS),--gtest_filter='$(REACTOR_TESTS):Kv*')
+
 .PHONY: test-run
 test-run: lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)
 	$(RUN) $(TEST_BIN) $(GTEST_ARGS)
+	$(call on_both_backends,$(RUN) $(TEST_BIN) $(BACKEND_GTEST_ARGS))
 
 # Both AArch64 variants: the BTI/PAC build and the br-x30 build. qemu's
 # default CPU implements PAC, so signed return addresses are checked for

@@ -17,6 +17,11 @@
 #                              results/<cpu>.json (tools/study_results.py),
 #                              then redraw results/*.png and study-table.md
 #   make study-plot            redraw from every results/*.json
+#   make echo-compare          echo ping-pong against an external client, server
+#                              and client pinned to two CPUs: coop-echo on io_uring
+#                              and on epoll, libuv, raw epoll (tools/echo_external.py)
+#   make echo-syscalls         system calls per echoed message, counted with
+#                              strace -c over a fixed run (the same script)
 #
 # Knobs: BENCH_REPS (repetitions, medians are reported; default 7; the
 # redis-benchmark runs of bench-kv take KV_BENCH_REPS, default 5, and
@@ -33,7 +38,8 @@
 # `make bench` starts after tools/deps.sh, so packages it has just installed
 # are found.
 
-.PHONY: bench bench-run bench-build bench-summary bench-kv study study-run study-build study-plot deps-bench deps-study
+.PHONY: bench bench-run bench-build bench-summary bench-kv study study-run study-build study-plot deps-bench deps-study \
+  echo-load echo-compare echo-syscalls
 
 BENCH_OUT := $(BUILD)/bench
 BENCH_SRCS := $(wildcard bench/*_bench.cpp)
@@ -63,7 +69,7 @@ bench_has_lib = $(shell f=$$($(CXX) -print-file-name=lib$(1).so 2>/dev/null); \
 # $(call bench_has_header,header): "yes" when the target compiler finds it.
 bench_has_header = $(shell echo '\#include <$(1)>' | $(CXX) -std=c++20 -E -x c++ - >/dev/null 2>&1 && echo yes)
 
-ifneq ($(filter bench-run bench-build,$(MAKECMDGOALS)),)
+ifneq ($(filter bench-run bench-build echo-load echo-compare echo-syscalls,$(MAKECMDGOALS)),)
 BENCH_HAVE_GBENCH := $(and $(call bench_has_header,benchmark/benchmark.h),$(call bench_has_lib,benchmark))
 BENCH_HAVE_BOOST := $(call bench_has_lib,boost_context)
 BENCH_HAVE_UV := $(call bench_has_lib,uv)
@@ -215,3 +221,28 @@ endif
 
 study-plot:
 	$(PYTHON) tools/plot_study.py results
+
+# ---------------------------------------------------------------- echo, external client
+# coop-echo-load: the benchmark's client, and its libuv and raw epoll
+# servers, as processes of their own (tools/echo_load.cpp).
+ECHO_LOAD_BIN := $(BIN)/coop-echo-load
+ECHO_ARGS ?=
+
+$(OBJ)/tools/echo_load.o: tools/echo_load.cpp $(BENCH_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(BENCH_CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(ECHO_LOAD_BIN): $(OBJ)/tools/echo_load.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(LIB_A) $(BENCH_LIBS) $(LDLIBS)
+
+echo-load: $(ECHO_LOAD_BIN) $(BIN)/coop-echo
+bench-build: $(ECHO_LOAD_BIN)
+
+echo-compare: deps-bench
+	@$(MAKE) --no-print-directory SKIP_DEPS=1 echo-load
+	$(PYTHON) tools/echo_external.py --bin $(BIN) $(ECHO_ARGS)
+
+echo-syscalls: deps-bench
+	@$(MAKE) --no-print-directory SKIP_DEPS=1 echo-load
+	$(PYTHON) tools/echo_external.py --bin $(BIN) --syscalls $(ECHO_ARGS)

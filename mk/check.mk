@@ -89,6 +89,7 @@ check-consumers:
 check-valgrind:
 	$(CHECK_SUB) lib $(TEST_BIN) $(TEST_PROGS) $(EXAMPLE_BINS)
 	$(VALGRIND) $(VALGRIND_FLAGS) $(TEST_BIN) --gtest_filter='$(VALGRIND_GTEST_FILTER)'
+	$(call on_both_backends,$(VALGRIND) $(VALGRIND_FLAGS) $(TEST_BIN) --gtest_filter='$(REACTOR_TESTS):Kv*')
 
 check-aarch64:
 	$(MAKE) --no-print-directory SKIP_DEPS=1 -j$(CHECK_JOBS) test-aarch64

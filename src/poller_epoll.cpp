@@ -1,4 +1,5 @@
-// src/poller_epoll.cpp — the Linux backend of src/poller.hpp.
+// src/poller_epoll.cpp — the epoll backend of src/poller.hpp (readiness model;
+// Linux, where io_uring is refused or COOP_POLLER=epoll).
 //
 // Wake-ups: an eventfd registered edge-triggered. Timeouts: epoll_pwait2's
 // timespec (Linux 5.11+); where the kernel (or an emulator such as
@@ -32,7 +33,18 @@ constexpr bool kTsan = false;
 #endif
 } // namespace
 
-struct poller::impl {
+class epoll_poller final : public poller {
+public:
+    epoll_poller();
+    ~epoll_poller() override;
+    const char* name() const noexcept override { return "epoll"; }
+    int add(int fd, std::uint64_t token) noexcept override;
+    void remove(int fd) noexcept override;
+    int wait(std::int64_t deadline_ns) noexcept override;
+    bool event(int i, poll_event* out) noexcept override;
+    void wake() noexcept override;
+
+private:
     int ep = -1;
     int wake_fd = -1;
     int timer_fd = -1;                 // created on first use without epoll_pwait2
@@ -45,52 +57,50 @@ struct poller::impl {
     epoll_event events[kBatch];
 };
 
-poller::poller() : p_(new impl) {
-    p_->ep = ::epoll_create1(EPOLL_CLOEXEC);
-    if (p_->ep < 0) throw std::system_error(errno, std::generic_category(), "coop::reactor: epoll_create1");
-    p_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (p_->wake_fd < 0) {
+epoll_poller::epoll_poller() {
+    ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) throw std::system_error(errno, std::generic_category(), "coop::reactor: epoll_create1");
+    wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd < 0) {
         int e = errno;
-        ::close(p_->ep);
+        ::close(ep);
         throw std::system_error(e, std::generic_category(), "coop::reactor: eventfd");
     }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLET;
     ev.data.u64 = kWakeToken;
-    if (::epoll_ctl(p_->ep, EPOLL_CTL_ADD, p_->wake_fd, &ev) != 0) {
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, wake_fd, &ev) != 0) {
         int e = errno;
-        ::close(p_->wake_fd);
-        ::close(p_->ep);
+        ::close(wake_fd);
+        ::close(ep);
         throw std::system_error(e, std::generic_category(), "coop::reactor: epoll_ctl");
     }
 }
 
-poller::~poller() {
-    if (p_->timer_fd >= 0) ::close(p_->timer_fd);
-    ::close(p_->wake_fd);
-    ::close(p_->ep);
+epoll_poller::~epoll_poller() {
+    if (timer_fd >= 0) ::close(timer_fd);
+    ::close(wake_fd);
+    ::close(ep);
 }
 
-const char* poller::backend() noexcept { return "epoll"; }
-
-int poller::add(int fd, std::uint64_t token) noexcept {
+int epoll_poller::add(int fd, std::uint64_t token) noexcept {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = token;
-    if (::epoll_ctl(p_->ep, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
-    if (errno == EEXIST && ::epoll_ctl(p_->ep, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+    if (errno == EEXIST && ::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
     return errno;
 }
 
-void poller::remove(int fd) noexcept {
+void epoll_poller::remove(int fd) noexcept {
     epoll_event ev{};
-    (void)::epoll_ctl(p_->ep, EPOLL_CTL_DEL, fd, &ev);
+    (void)::epoll_ctl(ep, EPOLL_CTL_DEL, fd, &ev);
 }
 
-void poller::wake() noexcept {
+void epoll_poller::wake() noexcept {
     const std::uint64_t one = 1;
     // EAGAIN only if the counter is about to overflow: a wake-up is pending anyway.
-    ssize_t r = ::write(p_->wake_fd, &one, sizeof one);
+    ssize_t r = ::write(wake_fd, &one, sizeof one);
     (void)r;
 }
 
@@ -110,8 +120,8 @@ int call_pwait2(int ep, epoll_event* evs, int n, std::int64_t rel_ns) noexcept {
 
 } // namespace
 
-int poller::wait(std::int64_t deadline_ns) noexcept {
-    impl& s = *p_;
+int epoll_poller::wait(std::int64_t deadline_ns) noexcept {
+    epoll_poller& s = *this;
     constexpr int max = kBatch;
     int n;
     for (;;) {
@@ -156,8 +166,8 @@ int poller::wait(std::int64_t deadline_ns) noexcept {
     }
 }
 
-bool poller::event(int i, poll_event* out) noexcept {
-    impl& s = *p_;
+bool epoll_poller::event(int i, poll_event* out) noexcept {
+    epoll_poller& s = *this;
     const epoll_event& e = s.events[i];
     if (e.data.u64 == kWakeToken) {
         std::uint64_t v;
@@ -174,10 +184,13 @@ bool poller::event(int i, poll_event* out) noexcept {
     }
     // An error or hang-up stops both directions: wake readers and writers.
     const bool both = (e.events & (EPOLLERR | EPOLLHUP)) != 0;
+    out->what = poll_event::kind::ready;
     out->token = e.data.u64;
     out->readable = both || (e.events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) != 0;
     out->writable = both || (e.events & EPOLLOUT) != 0;
     return true;
 }
+
+std::unique_ptr<poller> make_epoll_poller() { return std::make_unique<epoll_poller>(); }
 
 } // namespace coop::detail

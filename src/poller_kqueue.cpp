@@ -74,28 +74,37 @@ using udata_t = decltype(std::declval<struct kevent>().udata);
 static_assert(sizeof(udata_t) >= sizeof(std::uint64_t), "kevent's udata must carry a 64-bit fd token");
 } // namespace
 
-struct poller::impl {
+class kqueue_poller final : public poller {
+public:
+    kqueue_poller();
+    ~kqueue_poller() override;
+    const char* name() const noexcept override { return "kqueue"; }
+    int add(int fd, std::uint64_t token) noexcept override;
+    void remove(int fd) noexcept override;
+    int wait(std::int64_t deadline_ns) noexcept override;
+    bool event(int i, poll_event* out) noexcept override;
+    void wake() noexcept override;
+
+private:
     int kq = -1;
     struct kevent events[kBatch];
 };
 
-poller::poller() : p_(new impl) {
-    p_->kq = ::kqueue();
-    if (p_->kq < 0) throw std::system_error(errno, std::generic_category(), "coop::reactor: kqueue");
+kqueue_poller::kqueue_poller() {
+    kq = ::kqueue();
+    if (kq < 0) throw std::system_error(errno, std::generic_category(), "coop::reactor: kqueue");
     struct kevent ch;
     EV_SET(&ch, kWakeIdent, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, to_udata<udata_t>(0));
-    if (::kevent(p_->kq, &ch, 1, nullptr, 0, nullptr) != 0) {
+    if (::kevent(kq, &ch, 1, nullptr, 0, nullptr) != 0) {
         int e = errno;
-        ::close(p_->kq);
+        ::close(kq);
         throw std::system_error(e, std::generic_category(), "coop::reactor: kevent(EVFILT_USER)");
     }
 }
 
-poller::~poller() { ::close(p_->kq); }
+kqueue_poller::~kqueue_poller() { ::close(kq); }
 
-const char* poller::backend() noexcept { return "kqueue"; }
-
-int poller::add(int fd, std::uint64_t token) noexcept {
+int kqueue_poller::add(int fd, std::uint64_t token) noexcept {
     struct kevent ch[2];
     EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, to_udata<udata_t>(token));
     EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, to_udata<udata_t>(token));
@@ -103,7 +112,7 @@ int poller::add(int fd, std::uint64_t token) noexcept {
     // success) and kevent returns at once instead of waiting for events.
     struct kevent res[2];
     const timespec zero{};
-    int n = ::kevent(p_->kq, ch, 2, res, 2, &zero);
+    int n = ::kevent(kq, ch, 2, res, 2, &zero);
     if (n < 0) return errno;
     for (int i = 0; i < n; ++i)
         if ((res[i].flags & EV_ERROR) && res[i].data != 0) {
@@ -114,24 +123,24 @@ int poller::add(int fd, std::uint64_t token) noexcept {
     return 0;
 }
 
-void poller::remove(int fd) noexcept {
+void kqueue_poller::remove(int fd) noexcept {
     struct kevent ch[2];
     EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE | EV_RECEIPT, 0, 0, to_udata<udata_t>(0));
     EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE | EV_RECEIPT, 0, 0, to_udata<udata_t>(0));
     struct kevent res[2];
     const timespec zero{};
     // Receipts carry per-change errors (ENOENT, EBADF for a closed fd): ignored.
-    (void)::kevent(p_->kq, ch, 2, res, 2, &zero);
+    (void)::kevent(kq, ch, 2, res, 2, &zero);
 }
 
-void poller::wake() noexcept {
+void kqueue_poller::wake() noexcept {
     struct kevent ch;
     EV_SET(&ch, kWakeIdent, EVFILT_USER, 0, NOTE_TRIGGER, 0, to_udata<udata_t>(0));
-    (void)::kevent(p_->kq, &ch, 1, nullptr, 0, nullptr);
+    (void)::kevent(kq, &ch, 1, nullptr, 0, nullptr);
 }
 
-int poller::wait(std::int64_t deadline_ns) noexcept {
-    impl& s = *p_;
+int kqueue_poller::wait(std::int64_t deadline_ns) noexcept {
+    kqueue_poller& s = *this;
     for (;;) {
         timespec ts{};
         const timespec* tp = nullptr;
@@ -152,9 +161,10 @@ int poller::wait(std::int64_t deadline_ns) noexcept {
     }
 }
 
-bool poller::event(int i, poll_event* out) noexcept {
-    const struct kevent& e = p_->events[i];
+bool kqueue_poller::event(int i, poll_event* out) noexcept {
+    const struct kevent& e = events[i];
     if (e.filter == EVFILT_USER) return false;     // wake-up (EV_CLEAR resets it)
+    out->what = poll_event::kind::ready;
     out->token = from_udata(e.udata);
     if (e.flags & EV_ERROR) {
         // Not an answer to a change (wait() passes none); should an
@@ -170,5 +180,7 @@ bool poller::event(int i, poll_event* out) noexcept {
     }
     return true;
 }
+
+std::unique_ptr<poller> make_kqueue_poller() { return std::make_unique<kqueue_poller>(); }
 
 } // namespace coop::detail

@@ -129,7 +129,10 @@ void scheduler::task_ended(task_block* t) noexcept {
 
 // ---------------------------------------------------------------- reactor_impl
 
-reactor_impl::reactor_impl(reactor* o) : owner(o) { bind_to_thread(this); }
+reactor_impl::reactor_impl(reactor* o)
+    : owner(o), poll(make_poller()), completion(poll->completion_based()) {
+    bind_to_thread(this);
+}
 
 reactor_impl::~reactor_impl() {
     teardown();
@@ -181,14 +184,18 @@ void reactor_impl::fire_timers(std::int64_t now) noexcept {
 
 void reactor_impl::poll_io(std::int64_t deadline_ns) {
     ++polls;
-    const int n = poll.wait(deadline_ns);
+    const int n = poll->wait(deadline_ns);
     if (n < 0) [[unlikely]] {
-        std::fprintf(stderr, "coop: the %s poller failed: errno %d\n", poller::backend(), -n);
+        std::fprintf(stderr, "coop: the %s poller failed: errno %d\n", poll->name(), -n);
         std::abort();
     }
     poll_event ev;
     for (int i = 0; i < n; ++i) {
-        if (!poll.event(i, &ev)) continue;   // the poller's own (wake-up, timer)
+        if (!poll->event(i, &ev)) continue;  // the poller's own (wake-up, timer)
+        if (ev.what == poll_event::kind::done) {
+            complete_io(ev);
+            continue;
+        }
         const int fd = static_cast<int>(static_cast<std::uint32_t>(ev.token));
         const std::uint32_t gen = static_cast<std::uint32_t>(ev.token >> 32);
         fd_entry* e = fds.find(fd);
@@ -208,7 +215,7 @@ void reactor_impl::signal_locked() noexcept {
     attention.store(true, std::memory_order_relaxed);
     if (!wake_pending_ && sleeping.load(std::memory_order_relaxed)) {
         wake_pending_ = true;         // one wake-up per sleep, however many items
-        poll.wake();
+        poll->wake();
     }
 }
 
@@ -295,7 +302,7 @@ void reactor_impl::request_stop() noexcept {
     // switch goes to it. From anywhere else the loop may sleep in the kernel.
     if (task_block* t = current_task_or_null(); t && t->owner == this) return;
     std::lock_guard<std::mutex> lk(inbox_mu_);   // see signal_locked(): never after teardown
-    poll.wake();
+    poll->wake();
 }
 
 void deliver_remote(remote_waiter* w) noexcept {
@@ -433,6 +440,12 @@ void reactor_impl::teardown() noexcept {
         // Tasks waiting for another thread's completion get it; posts are
         // dropped below, unstarted.
         if (attention.exchange(false, std::memory_order_relaxed)) deliver_remote_wakes();
+        // Tasks whose operations the kernel is canceling wait for their
+        // completions (invariant 3): collect them, then let the tasks end.
+        if (rq.empty() && task_ops != 0 && budget != 0) {
+            poll_io(no_deadline_ns);
+            continue;
+        }
         if (rq.empty() || budget-- == 0) break;
         task_block* t = rq.pop();
         if (t->fib()->state == fiber_state::created) {   // never started: dropped below
@@ -464,7 +477,8 @@ void reactor_impl::teardown() noexcept {
             if (!t->has_handle && !t->joining) destroy_task(t);  // else the handle (or joiner) frees it
         }
     }
-    rq = run_queue{};
+    rq = run_queue{};                 // unwound tasks' operations may have woken others
+    drop_streams();
 
     posted_fn* p = post_head_;
     while (p) {
@@ -509,7 +523,8 @@ void reactor::stop() noexcept { impl_->request_stop(); }
 void reactor::post_node(detail::posted_fn* p) { impl_->post(p); }
 std::size_t reactor::size() const noexcept { return impl_->live; }
 std::uint64_t reactor::polls() const noexcept { return impl_->polls; }
-const char* reactor::backend() noexcept { return detail::poller::backend(); }
+const char* reactor::backend() const noexcept { return impl_->poll->name(); }
+const char* reactor::default_backend() { return detail::default_poller_name(); }
 
 reactor& this_reactor() {
     if (detail::task_block* t = detail::current_task_or_null(); t && t->owner)

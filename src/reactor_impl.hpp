@@ -12,8 +12,12 @@
 //      free_slots_ holds the others and has room for all of them, so that
 //      retiring a task never allocates. The table is the reactor's own
 //      memory: spawning and ending a task touch no other task's stack.
-//   3. fd_waiters counts tasks parked in wait_fd(); the loop polls the kernel
-//      while tasks are runnable only when it is non-zero.
+//   3. fd_waiters counts tasks parked in wait_fd() or next_connection() and
+//      I/O operations in flight that a task waits for (run_io()); the loop
+//      polls the kernel while tasks are runnable only when it is non-zero.
+//      task_ops counts those operations alone: each one's memory (the
+//      io_op, the buffers) belongs to the kernel until its completion has
+//      been handled (complete_io), so teardown waits for all of them.
 //   4. reap is non-null only between a detached task's end and the next
 //      code that runs on another stack, which frees it (reap_now()).
 //   5. The loop context (scheduler::loop) is valid while run() or teardown
@@ -39,13 +43,49 @@ namespace coop::detail {
 // What io.cpp remembers about an fd while coop holds its registration.
 enum class fd_kind : unsigned char { unknown, socket, not_socket };
 
+struct accept_stream;
+
 // What the reactor knows about one fd number.
 struct fd_entry {
     std::uint32_t gen = 0;        // bumped by close/forget: events tagged with an older one are stale
-    bool registered = false;      // added to the poller under `gen`
+    std::uint32_t ops = 0;        // operations in flight on the fd (any generation; completion backends)
+    bool registered = false;      // added to the poller under `gen` (completion backends: used
+                                  // in an operation under `gen`)
     fd_kind kind = fd_kind::unknown;  // forgotten with the registration
     wait_list readers;
     wait_list writers;
+    accept_stream* acc = nullptr; // the listening fd's armed accept (completion backends)
+};
+
+// An I/O operation a task hands to a completion-based backend (run_io).
+// Lives on the task's stack; its request's buffers belong to the kernel
+// until `done`.
+struct io_op {
+    io_request req;
+    task_block* task = nullptr;   // the task waiting for it
+    fd_entry* entry = nullptr;    // req.fd's entry
+    std::uint32_t gen = 0;        // req.fd's generation at submission
+    int result = 0;               // >= 0 or -errno: the kernel's, or -EBADF when the fd
+                                  // was closed with coop::close meanwhile
+    bool done = false;            // the completion has been handled
+};
+
+// A listening fd's multishot accept: the kernel accepts connections as they
+// come and hands each one over as a completion; they wait here, in order,
+// until io::accept takes them. Owned by the reactor (created on the first
+// accept of the fd, listed in accept_streams); freed after its last
+// completion once the fd is forgotten (orphaned) or the reactor goes.
+struct accept_stream {
+    static constexpr std::size_t backlog = 64;   // held connections: more, and it is disarmed
+    int fd = -1;
+    bool armed = false;           // the accept is in flight (until a completion without `more`)
+    bool disarming = false;       // we canceled it (backlog full): its -ECANCELED is ours
+    bool orphaned = false;        // the fd was forgotten: connections still coming are closed
+    std::vector<int> results;     // accepted fds and errors (-errno), FIFO from `head`
+    std::size_t head = 0;
+    wait_list waiters;            // tasks parked in accept
+    accept_stream* prev = nullptr;    // the reactor's list
+    accept_stream* next = nullptr;
 };
 
 // fd number -> entry, in fixed chunks so that entries never move (parked
@@ -115,11 +155,21 @@ public:
     // A finished task's exception nobody will join: rethrown by run().
     void report_detached(std::exception_ptr e) noexcept;
 
+    // Completion of an operation (poll_io): wakes its task.
+    void complete_io(const poll_event& ev) noexcept;
+    // Cancel op and wait for its completion without switching (a task that
+    // is being unwound cannot park).
+    void finish_sync(io_op& op) noexcept;
+    void free_stream(accept_stream* s) noexcept;
+
     reactor* owner;
-    poller poll;
+    std::unique_ptr<poller> poll;       // the backend, chosen at construction (make_poller)
+    bool completion;                    // poll->completion_based()
     timer_heap timers;
     fd_table fds;
-    std::size_t fd_waiters = 0;         // tasks inside wait_fd (invariant 3)
+    std::size_t fd_waiters = 0;         // tasks waiting on the kernel (invariant 3)
+    std::size_t task_ops = 0;           // operations in flight for tasks (invariant 3)
+    accept_stream* accept_streams = nullptr;   // every stream not yet freed
     std::uint64_t polls = 0;
     bool running = false;               // run() executes
     // stop() from any thread; relaxed: it hands over no data, and the
@@ -143,6 +193,7 @@ private:
     bool inbox_pending();
     void signal_locked() noexcept;
     void teardown() noexcept;
+    void drop_streams() noexcept;
     void resume_from_loop(task_block* t) noexcept;
     bool spin_for_attention(std::int64_t ns) noexcept;
 
@@ -180,6 +231,25 @@ fd_kind known_fd_kind(int fd) noexcept;
 // registration for fd: coop::close/forget_fd forget it with the
 // registration, so a reused fd number never inherits it.
 void remember_fd_kind(int fd, fd_kind k) noexcept;
+
+// Whether t's reactor works with a completion-based backend: io.cpp then
+// runs operations with run_io() instead of trying them and waiting.
+bool completion_io(task_block* t) noexcept;
+
+// Submit op (its req filled in) for t, the calling task, and park until it
+// completes, deadline_ns passes or t is canceled; in the last two cases the
+// operation is canceled in the kernel and still waited for. Returns the
+// operation's result (>= 0 or -errno: -EBADF when the fd was closed with
+// coop::close meanwhile), or -ETIMEDOUT / -ECANCELED when the kernel
+// canceled it for the deadline or cancel; an operation that completed first
+// reports its result.
+int run_io(task_block* t, io_op& op, std::int64_t deadline_ns);
+
+// The next thing the kernel's armed accept on listen_fd produced, for t,
+// the calling task: an accepted fd (non-blocking, close-on-exec) or -errno
+// as the kernel reported it; parks until there is one (-ETIMEDOUT,
+// -ECANCELED, -EBADF when the fd is closed meanwhile). Completion backends.
+int next_connection(task_block* t, int listen_fd, std::int64_t deadline_ns);
 
 // Release a task's block when its handle goes away.
 void release_task(task_block* t) noexcept;

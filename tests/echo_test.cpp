@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -295,6 +296,113 @@ TEST(Echo, HostileClientsHurtNobody) {
     ::close(never_reader);
     EXPECT_TRUE(fds_back_to(srv, base)) << srv.fd_count() << " fds, expected " << base;
     EXPECT_EQ(srv.stop_with(SIGINT), 0);
+}
+
+// Slowloris: clients that trickle one byte at a time, and clients that
+// connect and send nothing, hold their own connections only. Each trickled
+// byte comes back; a normal client is served at full pace meanwhile.
+TEST(Echo, SlowClientsHoldOnlyTheirOwnConnections) {
+    echo_server srv;
+    ASSERT_GT(srv.port(), 0) << "first line: " << srv.first_line();
+    const int base = srv.serving_fd_count();
+    constexpr int kSlow = 40, kIdle = 40, kBytes = 8;
+    coop::reactor r;
+    int slow_ok = 0, idle_open = 0, slow_done = 0, normal_rounds = 0;
+    bool normal_ok = true;
+    std::vector<int> idle;
+    for (int c = 0; c < kIdle; ++c)
+        r.spawn([&] {
+            int s = connect_to(srv.port());
+            if (s >= 0) idle.push_back(s);
+        });
+    for (int c = 0; c < kSlow; ++c)
+        r.spawn([&, c] {
+            int s = connect_to(srv.port());
+            bool good = s >= 0;
+            for (int k = 0; k < kBytes && good; ++k) {
+                const char out = static_cast<char>('a' + (c + k) % 26);
+                char in = 0;
+                good = !coop::io::write_all(s, &out, 1, kPatience).error &&
+                       !coop::io::read_exact(s, &in, 1, kPatience).error && in == out;
+                coop::sleep_for(20ms);
+            }
+            if (good) ++slow_ok;
+            ++slow_done;
+            if (s >= 0) coop::close(s);
+        });
+    r.spawn([&] {
+        int s = connect_to(srv.port());
+        ASSERT_GE(s, 0);
+        while (normal_ok && slow_done < kSlow) {
+            normal_ok = round_trip(s, 64, normal_rounds);
+            ++normal_rounds;
+        }
+        // Every idle client is still connected and can still be served.
+        for (int i : idle) {
+            const char c = 'i';
+            char back = 0;
+            if (!coop::io::write_all(i, &c, 1, kPatience).error && !coop::io::read_exact(i, &back, 1, kPatience).error &&
+                back == c)
+                ++idle_open;
+        }
+        coop::close(s);
+    });
+    r.run();
+    EXPECT_EQ(slow_ok, kSlow);
+    EXPECT_TRUE(normal_ok);
+    // The slow clients take 8 x 20 ms at least; a normal round trip is far
+    // shorter, so it must have gone round many times meanwhile.
+    EXPECT_GE(normal_rounds, 10);
+    EXPECT_EQ(idle_open, kIdle);
+    for (int i : idle) coop::close(i);
+    EXPECT_TRUE(fds_back_to(srv, base)) << srv.fd_count() << " fds, expected " << base;
+    EXPECT_EQ(srv.stop_with(SIGTERM), 0);
+}
+
+// A thousand clients connected at once, each echoed its own data while all
+// the others are open; then the server is back to its fds.
+TEST(Echo, AThousandConcurrentConnections) {
+    constexpr int kConns = 1000;
+    // The client side (this process) and the server each hold kConns fds.
+    rlimit lim{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+    const rlim_t need = kConns + 256;
+    if (lim.rlim_cur < need) {
+        if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < need)
+            GTEST_SKIP() << "RLIMIT_NOFILE hard limit " << lim.rlim_max << " < " << need;
+        rlimit raised = lim;
+        raised.rlim_cur = need;
+        ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
+    }
+    struct restore {
+        rlimit l;
+        ~restore() { ::setrlimit(RLIMIT_NOFILE, &l); }
+    } put_back{lim};
+    echo_server srv;                      // inherits the raised limit
+    ASSERT_GT(srv.port(), 0) << "first line: " << srv.first_line();
+    const int base = srv.serving_fd_count();
+    coop::reactor r;
+    std::vector<int> socks(kConns, -1);
+    int tried = 0, connected = 0, finished = 0, echoed = 0, server_fds = -1;
+    for (int c = 0; c < kConns; ++c)
+        r.spawn([&, c] {
+            socks[c] = connect_to(srv.port());
+            ++tried;
+            if (socks[c] >= 0) ++connected;
+            while (tried < kConns) coop::sleep_for(2ms);   // all connections open at once
+            if (socks[c] >= 0 && round_trip(socks[c], 200 + c % 100, c)) ++echoed;
+            // The last one: every connection is still open, and the server
+            // has accepted each one that was echoed.
+            if (++finished == kConns) server_fds = srv.fd_count();
+        }, {64 * 1024, "echo-client", false});
+    r.run();
+    EXPECT_EQ(connected, kConns);
+    EXPECT_EQ(echoed, kConns);
+    EXPECT_GE(server_fds, base + kConns);
+    for (int s : socks)
+        if (s >= 0) coop::close(s);
+    EXPECT_TRUE(fds_back_to(srv, base)) << srv.fd_count() << " fds, expected " << base;
+    EXPECT_EQ(srv.stop_with(SIGTERM), 0);
 }
 
 TEST(Echo, SignalsExitCleanlyWithOpenConnections) {

@@ -388,6 +388,302 @@ TEST(IoDrainedRead, DatagramsAreNeverSkipped) {
     ::close(fds[1]);
 }
 
+// ---------------------------------------------------------------- operations in flight
+// On io_uring every call is an operation the kernel holds (with its buffer)
+// until it completes; these pin down that closing, deadlines, cancels and
+// teardown end them without losing or misdelivering data, on every backend.
+
+namespace {
+
+// Open fds of this process.
+int open_fds() {
+    int n = 0;
+    for (int fd = 0; fd < 65536; ++fd)
+        if (::fcntl(fd, F_GETFD) >= 0) ++n;
+    return n;
+}
+
+} // namespace
+
+// coop::close while a reader, a writer, a readiness waiter and an acceptor
+// wait: each gets EBADF, and the socket is really closed (the peer sees the
+// end of the stream): nothing in flight keeps the file open.
+TEST(IoClose, CloseEndsEveryWaitWithEbadfAndReallyCloses) {
+    int fds[2];
+    ASSERT_EQ(nonblocking_pair(SOCK_STREAM, fds), 0);
+    for (int i = 0; i < 4096 && ::send(fds[0], "xxxxxxxxxxxxxxxx", 16, MSG_NOSIGNAL) > 0; ++i) {}
+    sockaddr_in addr;
+    int lfd = listen_loopback(addr);
+    ASSERT_GE(lfd, 0);
+    coop::reactor r;
+    std::error_code rd, rd2, wr, wait, wait_w, acc;
+    std::size_t peer_got = 0;
+    bool peer_eof = false;
+    // Long deadlines: only the close may end these waits in time for the
+    // peer's check below.
+    r.spawn([&] {
+        char buf[64];
+        rd = coop::io::read(fds[0], buf, sizeof buf, 60s).error;
+    });
+    r.spawn([&] {
+        std::vector<char> big(1 << 20, 'w');
+        wr = coop::io::write_all(fds[0], big.data(), big.size(), 60s).error;
+    });
+    r.spawn([&] {                            // a second reader on the same fd
+        char buf[64];
+        rd2 = coop::io::read(fds[0], buf, sizeof buf, 60s).error;
+    });
+    r.spawn([&] { wait = coop::wait_readable(fds[0], 60s); });
+    r.spawn([&] { wait_w = coop::wait_writable(fds[0], 60s); });
+    r.spawn([&] { acc = coop::io::accept(lfd, 60s).error; });
+    r.spawn([&] {
+        coop::yield();                       // everyone is parked
+        coop::sleep_for(5ms);
+        EXPECT_FALSE(coop::close(fds[0]));
+        EXPECT_FALSE(coop::close(lfd));
+        // The peer drains what was sent, then must see the end.
+        char buf[4096];
+        for (;;) {
+            coop::io::result res = coop::io::read(fds[1], buf, sizeof buf, 5s);
+            if (res.error || res.size == 0) {
+                peer_eof = !res.error;
+                break;
+            }
+            peer_got += res.size;
+        }
+    });
+    r.run();
+    EXPECT_EQ(rd, std::errc::bad_file_descriptor) << rd.message();
+    EXPECT_EQ(wr, std::errc::bad_file_descriptor) << wr.message();
+    EXPECT_EQ(rd2, std::errc::bad_file_descriptor) << rd2.message();
+    EXPECT_EQ(wait, std::errc::bad_file_descriptor) << wait.message();
+    EXPECT_EQ(wait_w, std::errc::bad_file_descriptor) << wait_w.message();
+    EXPECT_EQ(acc, std::errc::bad_file_descriptor) << acc.message();
+    EXPECT_TRUE(peer_eof);
+    EXPECT_GT(peer_got, 0u);
+    coop::close(fds[1]);
+}
+
+// A read whose deadline passes, or whose task is canceled, consumes
+// nothing: what arrives afterwards goes to the next read.
+TEST(IoClose, TimedOutAndCanceledReadsLoseNothing) {
+    int fds[2];
+    ASSERT_EQ(nonblocking_pair(SOCK_STREAM, fds), 0);
+    coop::reactor r;
+    std::error_code timed, canceled;
+    std::string got;
+    coop::task victim = r.spawn([&] {
+        char buf[16];
+        canceled = coop::io::read(fds[0], buf, sizeof buf).error;
+    });
+    r.spawn([&] {
+        char buf[16];
+        auto t0 = std::chrono::steady_clock::now();
+        timed = coop::io::read(fds[0], buf, sizeof buf, 20ms).error;
+        EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+        victim.cancel();
+        coop::yield();
+        ASSERT_EQ(::write(fds[1], "after", 5), 5);
+        coop::io::result res = coop::io::read(fds[0], buf, sizeof buf, 5s);
+        ASSERT_FALSE(res.error) << res.error.message();
+        got.assign(buf, res.size);
+    });
+    r.run();
+    EXPECT_EQ(timed, std::errc::timed_out);
+    EXPECT_EQ(canceled, std::errc::operation_canceled);
+    EXPECT_EQ(got, "after");
+    coop::close(fds[0]);
+    coop::close(fds[1]);
+}
+
+// A deadline already past: what can complete without waiting still does;
+// what would have to wait fails with ETIMEDOUT.
+TEST(IoClose, PastDeadlineStillCompletesWhatIsReady) {
+    int fds[2];
+    ASSERT_EQ(nonblocking_pair(SOCK_STREAM, fds), 0);
+    coop::reactor r;
+    std::string got;
+    std::error_code empty;
+    r.spawn([&] {
+        const auto past = std::chrono::steady_clock::now() - 1ms;
+        ASSERT_EQ(::write(fds[1], "ready", 5), 5);
+        char buf[16];
+        coop::io::result res = coop::io::read(fds[0], buf, sizeof buf, past);
+        ASSERT_FALSE(res.error) << res.error.message();
+        got.assign(buf, res.size);
+        empty = coop::io::read(fds[0], buf, sizeof buf, past).error;
+    });
+    r.run();
+    EXPECT_EQ(got, "ready");
+    EXPECT_EQ(empty, std::errc::timed_out);
+    coop::close(fds[0]);
+    coop::close(fds[1]);
+}
+
+// Destroying the reactor while a task reads into its stack buffer: the
+// task ends (ECANCELED, or unwound when another task keeps the teardown
+// busy) only once the kernel is done with the buffer, and the read
+// consumed nothing: the bytes sent afterwards are all there.
+TEST(IoClose, TeardownWaitsForReadsInFlightAndLosesNothing) {
+    for (bool busy_teardown : {false, true}) {
+        int fds[2];
+        ASSERT_EQ(nonblocking_pair(SOCK_STREAM, fds), 0);
+        int ended = 0;
+        std::error_code seen;
+        {
+            coop::reactor r;
+            r.spawn([&] {
+                struct count {
+                    int* n;
+                    ~count() { ++*n; }
+                } c{&ended};
+                char buf[64];
+                seen = coop::io::read(fds[0], buf, sizeof buf).error;
+            });
+            if (busy_teardown)   // ignores cancellation: the teardown runs out of rounds and unwinds
+                r.spawn([] {
+                    for (;;) coop::yield();
+                });
+            r.spawn([] { coop::yield(); });
+            // Run until both have parked or yielded once, then destroy.
+            r.spawn([&r] { r.stop(); });
+            r.run();
+        }
+        EXPECT_EQ(ended, 1) << "busy teardown " << busy_teardown;
+        if (!busy_teardown) {
+            EXPECT_EQ(seen, std::errc::operation_canceled);
+        }
+        ASSERT_EQ(::write(fds[1], "later", 5), 5);
+        char buf[16];
+        EXPECT_EQ(::read(fds[0], buf, sizeof buf), 5) << "busy teardown " << busy_teardown;
+        ::close(fds[0]);
+        ::close(fds[1]);
+    }
+}
+
+// Connections the kernel accepted for a listener (io_uring accepts ahead
+// of io::accept) but nobody took are closed with the listener: the clients
+// see the end, and no fd stays open.
+TEST(IoClose, ConnectionsNobodyAcceptedGoWithTheListener) {
+    const int before = open_fds();
+    sockaddr_in addr;
+    int lfd = listen_loopback(addr);
+    ASSERT_GE(lfd, 0);
+    int ended = 0;
+    {
+    coop::reactor r;
+    r.spawn([&] {
+        std::vector<int> clients;
+        for (int i = 0; i < 5; ++i) {
+            int s = tcp_socket();
+            ASSERT_FALSE(coop::io::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr, 5s));
+            clients.push_back(s);
+        }
+        sockaddr_in peer{};
+        socklen_t plen = sizeof peer;
+        coop::io::accept_result a = coop::io::accept(lfd, 5s, reinterpret_cast<sockaddr*>(&peer), &plen);
+        ASSERT_FALSE(a.error) << a.error.message();
+        EXPECT_EQ(plen, sizeof peer);
+        EXPECT_EQ(peer.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+        coop::sleep_for(10ms);                 // the kernel may accept the others meanwhile
+        EXPECT_FALSE(coop::close(lfd));
+        EXPECT_FALSE(coop::close(a.fd));
+        for (int s : clients) {
+            char c;
+            coop::io::result res = coop::io::read(s, &c, 1, 5s);
+            if ((!res.error && res.size == 0) || res.error == std::errc::connection_reset) ++ended;
+            coop::close(s);
+        }
+    });
+    r.run();
+    }
+    EXPECT_EQ(ended, 5);
+    EXPECT_EQ(open_fds(), before);
+}
+
+// ---------------------------------------------------------------- files
+
+namespace {
+
+struct temp_file {
+    int fd = -1;
+    temp_file() {
+        char name[] = "/tmp/coop-io-test-XXXXXX";
+        fd = ::mkstemp(name);
+        if (fd >= 0) ::unlink(name);
+    }
+    ~temp_file() {
+        if (fd >= 0) coop::close(fd);
+    }
+};
+
+} // namespace
+
+TEST(IoFile, PreadPwriteAtOffsetsInsideAndOutsideTasks) {
+    temp_file f;
+    ASSERT_GE(f.fd, 0);
+    std::vector<unsigned char> block(100000);
+    for (std::size_t i = 0; i < block.size(); ++i) block[i] = pattern(9, i);
+    // Outside a task: the plain system calls.
+    ASSERT_EQ(coop::io::pwrite(f.fd, block.data(), 1000, 5000).size, 1000u);
+    coop::reactor r;
+    std::vector<unsigned char> back(block.size());
+    std::size_t at_eof = 1;
+    std::error_code bad_offset;
+    int others = 0;
+    r.spawn([&] {
+        std::size_t put = 0;
+        while (put < block.size()) {
+            coop::io::result w = coop::io::pwrite(f.fd, block.data() + put, block.size() - put, put, 5s);
+            ASSERT_FALSE(w.error) << w.error.message();
+            put += w.size;
+        }
+        std::size_t got = 0;
+        while (got < back.size()) {
+            coop::io::result rd = coop::io::pread(f.fd, back.data() + got, back.size() - got, got, 5s);
+            ASSERT_FALSE(rd.error) << rd.error.message();
+            ASSERT_GT(rd.size, 0u);
+            got += rd.size;
+        }
+        char c;
+        at_eof = coop::io::pread(f.fd, &c, 1, block.size()).size;
+        bad_offset = coop::io::pread(f.fd, &c, 1, ~std::uint64_t{0}).error;
+    });
+    r.spawn([&] {                            // runs while the file calls wait
+        for (int i = 0; i < 3; ++i, ++others) coop::yield();
+    });
+    r.run();
+    EXPECT_TRUE(back == block);
+    EXPECT_EQ(at_eof, 0u);
+    EXPECT_EQ(bad_offset, std::errc::invalid_argument);
+    EXPECT_EQ(others, 3);
+    // The file position was never used: a plain read starts at 0.
+    unsigned char first[4];
+    ASSERT_EQ(::read(f.fd, first, 4), 4);
+    EXPECT_EQ(std::memcmp(first, block.data(), 4), 0);
+}
+
+// io::read and io::write on a regular file use and move its position.
+TEST(IoFile, ReadAndWriteFollowTheFilePosition) {
+    temp_file f;
+    ASSERT_GE(f.fd, 0);
+    coop::reactor r;
+    std::string got;
+    r.spawn([&] {
+        ASSERT_FALSE(coop::io::write_all(f.fd, "hello ", 6).error);
+        ASSERT_FALSE(coop::io::write_all(f.fd, "world", 5).error);
+        ASSERT_EQ(::lseek(f.fd, 0, SEEK_SET), 0);
+        char buf[6];
+        ASSERT_FALSE(coop::io::read_exact(f.fd, buf, 6).error);
+        got.assign(buf, 6);
+        coop::io::result rest = coop::io::read(f.fd, buf, sizeof buf);
+        ASSERT_FALSE(rest.error);
+        got.append(buf, rest.size);
+    });
+    r.run();
+    EXPECT_EQ(got, "hello world");
+}
+
 // TCP urgent data stops a read at the urgent mark: "hello" comes back short
 // while "world" is already queued behind the mark, with no edge to come.
 TEST(IoDrainedRead, DataBehindAnUrgentByteIsRead) {

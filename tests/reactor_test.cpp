@@ -25,6 +25,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -879,6 +881,154 @@ TEST(Reactor, TeardownUnwindsParkedTasksAndOrphansHandles) {
     EXPECT_EQ(unwound, 6);
     EXPECT_TRUE(survivor.done());
     EXPECT_FALSE(survivor.join());
+}
+
+// ---------------------------------------------------------------- backends
+
+#ifndef COOP_BIN_DIR
+#  define COOP_BIN_DIR "build/x86_64/bin"
+#endif
+
+namespace {
+
+// COOP_POLLER set to v (unset for null) for a scope; the old value comes back.
+class poller_env {
+public:
+    explicit poller_env(const char* v) {
+        if (const char* o = std::getenv("COOP_POLLER")) {
+            had_ = true;
+            old_ = o;
+        }
+        if (v) ::setenv("COOP_POLLER", v, 1); else ::unsetenv("COOP_POLLER");
+    }
+    ~poller_env() {
+        if (had_) ::setenv("COOP_POLLER", old_.c_str(), 1); else ::unsetenv("COOP_POLLER");
+    }
+
+private:
+    bool had_ = false;
+    std::string old_;
+};
+
+// Output and status of tests/progs/backend_probe (under $COOP_RUN_PREFIX).
+std::string run_backend_probe(const char* arg, int* status) {
+    std::string cmd;
+    if (const char* pre = std::getenv("COOP_RUN_PREFIX")) cmd = std::string(pre) + " ";
+    cmd += std::string(COOP_BIN_DIR) + "/progs/backend_probe " + arg + " 2>&1";
+    std::string out;
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (!f) return out;
+    char buf[512];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    *status = ::pclose(f);
+    return out;
+}
+
+} // namespace
+
+// Each reactor has its own backend: the build's first choice the kernel
+// accepts, or the one COOP_POLLER names; the answer is per reactor.
+TEST(ReactorBackend, EachReactorNamesItsBackendAndCoopPollerForcesOne) {
+    std::string def;
+    {
+        poller_env none(nullptr);
+        def = coop::reactor::default_backend();
+        coop::reactor r;
+        EXPECT_EQ(def, r.backend());
+    }
+    if (def == "kqueue") {
+        poller_env e("epoll");
+        EXPECT_THROW(coop::reactor r, std::invalid_argument);
+        return;
+    }
+    ASSERT_TRUE(def == "io_uring" || def == "epoll") << def;
+    bool uring = false;
+    {
+        poller_env e("io_uring");
+        try {
+            coop::reactor r;
+            EXPECT_STREQ(r.backend(), "io_uring");
+            uring = true;
+        } catch (const std::system_error& x) {
+            SCOPED_TRACE(x.what());
+        }
+    }
+    EXPECT_EQ(uring, def == "io_uring") << "the default is io_uring exactly when the kernel grants it";
+    {
+        poller_env e("epoll");
+        coop::reactor r;
+        EXPECT_STREQ(r.backend(), "epoll");
+        EXPECT_STREQ(coop::reactor::default_backend(), "epoll");
+    }
+    {
+        poller_env e("kqueue");
+        EXPECT_THROW(coop::reactor r, std::invalid_argument);
+        poller_env f("io-uring");
+        EXPECT_THROW(coop::reactor r, std::invalid_argument);
+    }
+}
+
+// Two reactors of one thread on different backends: each does its I/O, and
+// coop::close reaches both.
+TEST(ReactorBackend, ReactorsOfOneThreadMayUseDifferentBackends) {
+    std::string first;
+    {
+        poller_env none(nullptr);
+        first = coop::reactor::default_backend();
+    }
+    if (first == "kqueue") GTEST_SKIP() << "a kqueue build has one backend";
+    std::unique_ptr<coop::reactor> a, b;
+    {
+        poller_env e("epoll");
+        a = std::make_unique<coop::reactor>();
+    }
+    {
+        poller_env none(nullptr);
+        b = std::make_unique<coop::reactor>();
+    }
+    EXPECT_STREQ(a->backend(), "epoll");
+    EXPECT_EQ(first, b->backend());
+    sock_pair sp;
+    std::string got;
+    std::error_code closed;
+    a->spawn([&] { EXPECT_FALSE(coop::io::write_all(sp.fd[0], "across", 6).error); });
+    a->run();
+    b->spawn([&] {
+        char buf[6];
+        coop::io::result res = coop::io::read_exact(sp.fd[1], buf, 6, 5s);
+        EXPECT_FALSE(res.error) << res.error.message();
+        got.assign(buf, res.size);
+        closed = coop::io::read(sp.fd[1], buf, 1, 20ms).error;
+    });
+    b->run();
+    EXPECT_EQ(got, "across");
+    EXPECT_EQ(closed, kTimedOut);
+}
+
+// A process that may not use io_uring (a seccomp policy such as container
+// runtimes install) gets epoll without a word; forcing io_uring is refused.
+TEST(ReactorBackend, AProcessThatMayNotUseIoUringFallsBackSilently) {
+    std::string def;
+    {
+        poller_env none(nullptr);
+        def = coop::reactor::default_backend();
+    }
+    int status = -1;
+    const std::string out = run_backend_probe("--deny-io-uring", &status);
+    ASSERT_EQ(status, 0) << out;
+    if (def == "kqueue") {
+        EXPECT_NE(out.find("backend kqueue\n"), std::string::npos) << out;
+    } else {
+        EXPECT_NE(out.find("backend epoll\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("forced io_uring: refused\n"), std::string::npos) << out;
+    }
+    EXPECT_NE(out.find("io ok\n"), std::string::npos) << out;
+    // The same program without the policy gets the default.
+    const std::string free_out = run_backend_probe("", &status);
+    ASSERT_EQ(status, 0) << free_out;
+    EXPECT_NE(free_out.find("backend " + def + "\n"), std::string::npos) << free_out;
+    EXPECT_NE(free_out.find("io ok\n"), std::string::npos) << free_out;
 }
 
 // ---------------------------------------------------------------- exception state

@@ -377,19 +377,27 @@ class Summary:
                 self.p(f"{label:44s} skipped: {self.err(name)}")
             else:
                 self.p(f"{label:44s} {fmt_ns(ns):>10s}  {self.per(name, 'cycles') or 0:8.1f} cycles")
+        # Echo series: (key, label, name prefix); a name continues with /<conns>/real_time.
+        echo_series = (("uring", "coop on io_uring", "BM_EchoCoop/io_uring/"),
+                       ("cepoll", "coop on epoll", "BM_EchoCoop/epoll/"),
+                       ("libuv", "libuv", "BM_EchoLibuv/"),
+                       ("raw", "raw epoll loop", "BM_EchoEpoll/"))
         echo = {}
-        for impl in ("Coop", "Libuv", "Epoll"):
-            names = sorted(n for n in self.r if n.startswith(f"BM_Echo{impl}/"))
+        echo_names = {}
+        for key, label, prefix in echo_series:
+            names = sorted((n for n in self.r if n.startswith(prefix)),
+                           key=lambda n: int(n[len(prefix):].split("/")[0] or 0))
             for n in names:
                 rec = self.get(n)
-                conns = n.split("/")[1] if "/" in n else "1"
-                echo.setdefault(conns, {})[impl] = rec
+                conns = n[len(prefix):].split("/")[0]
+                echo.setdefault(conns, {})[key] = rec
+                echo_names[(conns, key)] = n
                 if rec:
                     rt = rec["ns"] / rec.get("roundtrips", 1)
-                    self.p(f"{'echo ping-pong, ' + impl.lower() + ' server, ' + conns + ' conn':44s} "
+                    self.p(f"{'echo ping-pong, ' + label + ', ' + conns + ' conn':44s} "
                            f"{fmt_ns(rt):>10s}  per message round trip")
                 else:
-                    self.p(f"{'echo ping-pong, ' + impl.lower() + ' server, ' + conns + ' conn':44s} "
+                    self.p(f"{'echo ping-pong, ' + label + ', ' + conns + ' conn':44s} "
                            f"skipped: {self.err(n)}")
         self.p()
         self.p(f"{'judged ratio':46s} {'value':>7s} {'target':>8s}  verdict")
@@ -430,16 +438,28 @@ class Summary:
             (self.get(n) for n in sorted(self.r) if n.startswith("BM_SleepingTasksMemory")), None)
         verdict("RSS per sleeping task, KiB", mem["rss_per_task"] / 1024 if mem and "rss_per_task" in mem else None,
                 "<=8", why=next((self.err(n) for n in self.r if n.startswith("BM_SleepingTasksMemory")), "not run"))
+        # Throughput ratios (time per iteration of the other / of coop on io_uring).
+        def echo_ratio(conns, num, den, target, label):
+            d = echo.get(conns, {})
+            a, b = d.get(num), d.get(den)
+            why = self.err(echo_names.get((conns, num), "")) if not a else self.err(echo_names.get((conns, den), ""))
+            v = b["ns"] / a["ns"] if a and b else None
+            if target == "(info)":
+                if v is not None:
+                    self.p(f"{label:46s} {v:7.2f} {'(info)':>8s}")
+                return
+            verdict(label, v, target, le=False, why=why)
+
         for conns in sorted(echo, key=lambda s: int(s) if s.isdigit() else 0):
-            d = echo[conns]
-            c, u, e = d.get("Coop"), d.get("Libuv"), d.get("Epoll")
-            verdict(f"echo throughput coop / libuv ({conns} conn)", u["ns"] / c["ns"] if c and u else None,
-                    ">=1.0", le=False, why=self.err(f"BM_EchoCoop/{conns}") if not c else self.err(f"BM_EchoLibuv/{conns}"))
-            if c and e:
-                v = e["ns"] / c["ns"]
-                self.p(f"{f'echo throughput coop / raw epoll ({conns} conn)':46s} {v:7.2f} {'(info)':>8s}")
+            many = conns.isdigit() and int(conns) >= 16
+            echo_ratio(conns, "uring", "libuv", ">=1.25" if many else ">=1.0",
+                       f"echo throughput coop io_uring / libuv ({conns} conn)")
+            echo_ratio(conns, "uring", "cepoll", ">=1.25" if many else ">=0.95",
+                       f"echo throughput io_uring / coop epoll ({conns} conn)")
+            echo_ratio(conns, "cepoll", "libuv", "(info)", f"echo throughput coop epoll / libuv ({conns} conn)")
+            echo_ratio(conns, "uring", "raw", "(info)", f"echo throughput coop io_uring / raw epoll ({conns} conn)")
         if not echo:
-            verdict("echo throughput coop / libuv", None, ">=1.0", le=False, why="not run")
+            verdict("echo throughput coop io_uring / libuv", None, ">=1.25", le=False, why="not run")
         self.p("(time ratios: lower is better for coop; throughput ratios: higher is better)")
         self.p()
 

@@ -17,7 +17,7 @@ base=(make g++ python3 pkg-config googletest libgtest-dev)
 # redis-tools: redis-cli and redis-benchmark drive coop-kv in tests/kv_test.cpp;
 # redis-server is the peer coop-kv's replies and speed are compared with.
 test_pkgs=("${base[@]}" g++-aarch64-linux-gnu qemu-user redis-tools)
-bench_pkgs=("${base[@]}" libbenchmark-dev libbenchmark-tools libboost-context-dev libuv1-dev gnuplot-nox redis-tools redis-server)
+bench_pkgs=("${base[@]}" libbenchmark-dev libbenchmark-tools libboost-context-dev libuv1-dev gnuplot-nox redis-tools redis-server strace)
 study_pkgs=(make g++ python3 gnuplot-nox)
 cross_pkgs=(g++-aarch64-linux-gnu)
 check_pkgs=("${test_pkgs[@]}" clang llvm-14 libclang-rt-14-dev valgrind gdb gdb-multiarch linux-perf binutils-aarch64-linux-gnu redis-server)

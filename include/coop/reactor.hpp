@@ -1,6 +1,6 @@
-// coop/reactor.hpp — run coroutines as tasks over epoll (Linux) or kqueue
-// (macOS, BSD): a task that waits for time, an fd, a channel or another task
-// costs nothing while the others run.
+// coop/reactor.hpp — run coroutines as tasks over io_uring or epoll (Linux)
+// or kqueue (macOS, BSD): a task that waits for time, an fd, a channel or
+// another task costs nothing while the others run.
 //
 //   coop::reactor r;                              // one per thread
 //   coop::task t = r.spawn([] {
@@ -29,20 +29,34 @@
 // the task waited. They never throw for these. Calling a blocking function
 // outside a reactor task throws std::logic_error.
 //
-// Fds. wait_readable/wait_writable register an fd with the kernel once
-// (edge-triggered, both directions) and keep it registered until
-// coop::close(fd) or coop::forget_fd(fd). An fd coop has waited on must be
+// Backends. Each reactor picks its kernel interface when it is constructed
+// (backend() names it): on Linux io_uring where the kernel grants it (5.19
+// or later, not refused by sysctl or a seccomp policy), else epoll, without
+// a word; kqueue on macOS and the BSDs. COOP_POLLER=io_uring|epoll in the
+// environment forces one (the constructor throws if the kernel refuses it).
+// With epoll and kqueue, coop::io tries each system call and waits for
+// readiness on EAGAIN; with io_uring it hands whole operations to the kernel
+// and the task waits for their completion: one io_uring_enter per
+// scheduler round submits them and collects what completed.
+//
+// Fds. coop keeps kernel state for an fd it has waited on (readiness: a
+// registration, edge-triggered, both directions; io_uring: operations in
+// flight, an armed accept — and there every coop::io call counts as a
+// wait) until coop::close(fd) or coop::forget_fd(fd). Such an fd must be
 // closed with coop::close() (or released with forget_fd() before ::close):
-// the kernel drops its registration silently otherwise, and a task waiting
-// on a reused fd number would not be woken. Registrations carry a generation
+// the kernel drops a registration silently otherwise, and a task waiting on a
+// reused fd number would not be woken; io_uring holds the file open while an
+// operation is in flight, so a socket closed behind coop's back would stay
+// open and its waiters would wait. coop::close cancels what is in flight on
+// the fd before closing it. Registrations and operations carry a generation
 // tag, so an event for an fd closed through coop is never delivered to a
 // task waiting on the fd number's next file.
 //
 // Several tasks may wait on the same fd and direction: an event wakes all of
 // them; each retries its operation, and those that find nothing to do wait
-// again. An error or hang-up (EPOLLERR/EPOLLHUP; with kqueue, EV_EOF on both
-// filters) wakes readers and writers; being edge-triggered, it is reported
-// once, not in a loop.
+// again (io_uring: each waits for its own operation). An error or hang-up
+// (EPOLLERR/EPOLLHUP; with kqueue, EV_EOF on both filters) wakes readers and
+// writers; being edge-triggered, it is reported once, not in a loop.
 //
 // Threads. A reactor and its tasks, handles and channels belong to the
 // thread that runs it; a task never changes threads. The only calls allowed
@@ -55,6 +69,9 @@
 // blocking calls and yields throw coop::forced_unwind, or return ECANCELED
 // inside a destructor that the unwinding runs. Tasks that never started are
 // dropped without running. See coop/coroutine.hpp for what cannot be unwound.
+// An I/O operation in flight in the kernel (io_uring) is canceled and its
+// completion awaited before its task ends or is unwound: the task's buffers
+// stay valid as long as the kernel may write them.
 #ifndef COOP_REACTOR_HPP
 #define COOP_REACTOR_HPP
 
@@ -183,8 +200,9 @@ struct posted_impl;
 
 class reactor {
 public:
-    // Creates the kernel poller (epoll or kqueue) and its wake-up channel.
-    // Throws std::system_error if the kernel refuses.
+    // Creates the kernel backend (see Backends above) and its wake-up
+    // channel. Throws std::system_error if the kernel refuses,
+    // std::invalid_argument for a COOP_POLLER this build does not have.
     COOP_API reactor();
     // Cancels and runs, then unwinds, every task that has not finished (see
     // the file comment) and frees them. Posted callables that never ran are
@@ -238,8 +256,12 @@ public:
     // Diagnostics: how many times the reactor has asked the kernel for
     // events (blocking or not).
     COOP_API std::uint64_t polls() const noexcept;
-    // "epoll" or "kqueue".
-    COOP_API static const char* backend() noexcept;
+    // The kernel interface this reactor uses: "io_uring", "epoll" or
+    // "kqueue" (see the file comment, Backends).
+    COOP_API const char* backend() const noexcept;
+    // The one a reactor constructed now would use (COOP_POLLER included).
+    // Sets up and drops a backend to find out; throws as the constructor.
+    COOP_API static const char* default_backend();
 
     detail::reactor_impl* impl() const noexcept { return impl_; }
 

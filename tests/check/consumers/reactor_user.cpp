@@ -53,6 +53,6 @@ int main() {
     coop::close(fds[0]);
     coop::close(fds[1]);
     if (!caught || sum != 17 || got != 'k') return 1;
-    std::printf("reactor_user: ok (%s)\n", coop::reactor::backend());
+    std::printf("reactor_user: ok (%s)\n", r.backend());
     return 0;
 }
