@@ -7,22 +7,19 @@
 
 #include <gtest/gtest.h>
 
+#include "child_process.hpp"
+
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,7 +28,6 @@
 #  define COOP_BIN_DIR "build/x86_64/bin"
 #endif
 
-extern char** environ;
 using namespace std::chrono_literals;
 
 namespace {
@@ -41,62 +37,14 @@ int connect_to_port(int port);
 // Generous: under qemu-user everything is about ten times slower.
 constexpr auto kPatience = 60s;
 
-class echo_server {
+class echo_server : public coop_test::child_process {
 public:
-    echo_server() {
-        std::vector<std::string> words;
-        if (const char* pre = std::getenv("COOP_RUN_PREFIX")) {
-            std::istringstream in(pre);
-            for (std::string w; in >> w;) words.push_back(w);
-        }
-        words.push_back(std::string(COOP_BIN_DIR) + "/coop-echo");
-        words.push_back("--port");
-        words.push_back("0");
-        std::vector<char*> argv;
-        for (auto& w : words) argv.push_back(w.data());
-        argv.push_back(nullptr);
-
-        int out[2];
-        if (::pipe2(out, O_CLOEXEC) != 0) return;
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        const int rc = ::posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(out[1]);
-        if (rc != 0) {
-            pid_ = -1;
-            ::close(out[0]);
-            return;
-        }
-        out_ = out[0];
-        // First line: "listening on H:P"
-        std::string line;
-        const auto until = std::chrono::steady_clock::now() + kPatience;
-        while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < until) {
-            pollfd p{out_, POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            char buf[256];
-            ssize_t n = ::read(out_, buf, sizeof buf);
-            if (n <= 0) break;
-            line.append(buf, static_cast<std::size_t>(n));
-        }
-        first_line_ = line.substr(0, line.find('\n'));
-        const auto colon = first_line_.rfind(':');
-        if (first_line_.rfind("listening on 127.0.0.1:", 0) == 0 && colon != std::string::npos)
-            port_ = std::atoi(first_line_.c_str() + colon + 1);
-    }
-    ~echo_server() {
-        if (pid_ > 0 && !reaped_) {
-            ::kill(pid_, SIGKILL);
-            int st;
-            ::waitpid(pid_, &st, 0);
-        }
-        if (out_ >= 0) ::close(out_);
+    echo_server() : child_process({std::string(COOP_BIN_DIR) + "/coop-echo", "--port", "0"}, true) {
+        first_line_ = read_line();
+        port_ = listening_port(first_line_);
     }
 
     int port() const { return port_; }
-    pid_t pid() const { return pid_; }
     const std::string& first_line() const { return first_line_; }
 
     // Open fds of the server process while it serves, minus the one
@@ -116,40 +64,8 @@ public:
         return n;
     }
 
-    // Open fds of the server process (of qemu, when cross-running: the
-    // comparisons below only look at differences).
-    int fd_count() const {
-        std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
-        DIR* d = ::opendir(dir.c_str());
-        if (!d) return -1;
-        int n = 0;
-        while (dirent* e = ::readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        ::closedir(d);
-        return n;
-    }
-
-    // Signal, then wait for the exit; returns the wait status or -1.
-    int stop_with(int sig) {
-        ::kill(pid_, sig);
-        const auto until = std::chrono::steady_clock::now() + kPatience;
-        while (std::chrono::steady_clock::now() < until) {
-            int st = 0;
-            pid_t r = ::waitpid(pid_, &st, WNOHANG);
-            if (r == pid_) {
-                reaped_ = true;
-                return st;
-            }
-            std::this_thread::sleep_for(5ms);
-        }
-        return -1;
-    }
-
 private:
-    pid_t pid_ = -1;
-    int out_ = -1;
     int port_ = 0;
-    bool reaped_ = false;
     std::string first_line_;
 };
 

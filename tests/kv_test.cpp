@@ -9,6 +9,8 @@
 // checks them again against whatever redis-server is installed).
 #include <gtest/gtest.h>
 
+#include "child_process.hpp"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -49,7 +51,6 @@
 #  define COOP_BIN_DIR "build/x86_64/bin"
 #endif
 
-extern char** environ;
 using namespace std::chrono_literals;
 
 namespace {
@@ -187,120 +188,15 @@ private:
     std::string buf_;
 };
 
-// Waits (bounded) for a child; returns its wait status or -1.
-int wait_child(pid_t pid, std::chrono::steady_clock::duration patience) {
-    const auto until = std::chrono::steady_clock::now() + patience;
-    while (std::chrono::steady_clock::now() < until) {
-        int st = 0;
-        if (::waitpid(pid, &st, WNOHANG) == pid) return st;
-        std::this_thread::sleep_for(5ms);
-    }
-    return -1;
-}
-
-// A child process whose first stdout line is read.
-class server_process {
-public:
-    server_process(std::vector<std::string> words, bool use_prefix) {
-        if (use_prefix) {
-            if (const char* pre = std::getenv("COOP_RUN_PREFIX")) {
-                std::istringstream in(pre);
-                std::vector<std::string> p;
-                for (std::string w; in >> w;) p.push_back(w);
-                words.insert(words.begin(), p.begin(), p.end());
-            }
-        }
-        std::vector<char*> argv;
-        for (auto& w : words) argv.push_back(w.data());
-        argv.push_back(nullptr);
-        int out[2];
-        if (::pipe2(out, O_CLOEXEC) != 0) return;
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        const int rc = ::posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(out[1]);
-        if (rc != 0) {
-            pid_ = -1;
-            ::close(out[0]);
-            return;
-        }
-        out_ = out[0];
-    }
-    ~server_process() {
-        if (pid_ > 0 && !reaped_) {
-            ::kill(pid_, SIGKILL);
-            int st;
-            ::waitpid(pid_, &st, 0);
-        }
-        if (out_ >= 0) ::close(out_);
-    }
-    server_process(const server_process&) = delete;
-    server_process& operator=(const server_process&) = delete;
-
-    pid_t pid() const { return pid_; }
-
-    std::string read_line() {
-        std::string line;
-        const auto until = std::chrono::steady_clock::now() + kPatience;
-        while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < until) {
-            pollfd p{out_, POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            char c;
-            if (::read(out_, &c, 1) != 1) break;
-            line.push_back(c);
-        }
-        return line.substr(0, line.find('\n'));
-    }
-
-    // Signal, then wait for the exit; the wait status or -1.
-    int stop_with(int sig) {
-        ::kill(pid_, sig);
-        const int st = wait_child(pid_, kPatience);
-        if (st != -1) reaped_ = true;
-        return st;
-    }
-
-    // Open sockets of the process: the listener and the connections (fds
-    // of other kinds come and go with a run prefix such as Valgrind's).
-    int socket_count() const {
-        const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
-        DIR* d = ::opendir(dir.c_str());
-        if (!d) return -1;
-        int n = 0;
-        while (dirent* e = ::readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            char target[64];
-            const ssize_t k = ::readlinkat(::dirfd(d), e->d_name, target, sizeof target - 1);
-            if (k > 0 && std::string_view(target, static_cast<std::size_t>(k)).substr(0, 7) == "socket:") ++n;
-        }
-        ::closedir(d);
-        return n;
-    }
-
-    // Resident memory in KiB.
-    long rss_kib() const {
-        std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-        for (std::string line; std::getline(in, line);)
-            if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-        return -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    bool reaped_ = false;
-};
+using coop_test::wait_child;
+using server_process = coop_test::child_process;
 
 class kv_server : public server_process {
 public:
     explicit kv_server(std::vector<std::string> extra = {"--threads", "2"})
         : server_process(make_words(std::move(extra)), true) {
         first_line_ = read_line();
-        const auto colon = first_line_.rfind(':');
-        if (first_line_.rfind("listening on 127.0.0.1:", 0) == 0 && colon != std::string::npos)
-            port_ = std::atoi(first_line_.c_str() + colon + 1);
+        port_ = listening_port(first_line_);
     }
     int port() const { return port_; }
     const std::string& first_line() const { return first_line_; }
