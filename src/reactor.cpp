@@ -296,12 +296,19 @@ void reactor_impl::drain_inbox() {
 }
 
 void reactor_impl::request_stop() noexcept {
-    stop_requested.store(true, std::memory_order_relaxed);
-    attention.store(true, std::memory_order_relaxed);
     // From one of our own tasks the loop is not asleep: the task's next
     // switch goes to it. From anywhere else the loop may sleep in the kernel.
-    if (task_block* t = current_task_or_null(); t && t->owner == this) return;
-    std::lock_guard<std::mutex> lk(inbox_mu_);   // see signal_locked(): never after teardown
+    if (task_block* t = current_task_or_null(); t && t->owner == this) {
+        stop_requested.store(true, std::memory_order_relaxed);
+        attention.store(true, std::memory_order_relaxed);
+        return;
+    }
+    // The flag is raised under inbox_mu_, not before it: run() cannot see
+    // the stop, return, and let the reactor be destroyed while this thread
+    // has yet to take the lock and write to the poller (see signal_locked()).
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    stop_requested.store(true, std::memory_order_relaxed);
+    attention.store(true, std::memory_order_relaxed);
     poll->wake();
 }
 
