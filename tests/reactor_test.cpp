@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -1016,6 +1017,8 @@ TEST(ReactorBackend, AProcessThatMayNotUseIoUringFallsBackSilently) {
     }
     int status = -1;
     const std::string out = run_backend_probe("--deny-io-uring", &status);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        GTEST_SKIP() << "no seccomp filters here, so io_uring cannot be denied: " << out;
     ASSERT_EQ(status, 0) << out;
     if (def == "kqueue") {
         EXPECT_NE(out.find("backend kqueue\n"), std::string::npos) << out;
