@@ -9,6 +9,8 @@
 // checks them again against whatever redis-server is installed).
 #include <gtest/gtest.h>
 
+#include "test_env.hpp"
+
 #include "child_process.hpp"
 
 #include <arpa/inet.h>
@@ -38,15 +40,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#  endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#  define RUNNING_ON_VALGRIND 0
-#endif
-
 #ifndef COOP_BIN_DIR
 #  define COOP_BIN_DIR "build/x86_64/bin"
 #endif
@@ -65,7 +58,7 @@ bool slow_run() {
     return true;
 #else
     const char* pre = std::getenv("COOP_RUN_PREFIX");
-    return (pre && *pre) || std::getenv("COOP_SLOW_TESTS") || RUNNING_ON_VALGRIND;
+    return (pre && *pre) || std::getenv("COOP_SLOW_TESTS") || coop_test::under_valgrind();
 #endif
 }
 int scaled(int n) { return slow_run() ? std::max(1, n / 8) : n; }

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_env.hpp"
+
 #include <execinfo.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -26,15 +28,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#  endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#  define RUNNING_ON_VALGRIND 0
-#endif
 
 #ifndef COOP_BIN_DIR
 #  define COOP_BIN_DIR "build/bin"
@@ -80,10 +73,7 @@ std::string hex(const void* p) {
     return buf;
 }
 
-bool under_emulator() {
-    const char* p = std::getenv("COOP_RUN_PREFIX");
-    return p && *p;
-}
+using coop_test::under_emulator;
 
 // ThreadSanitizer loses its fiber bookkeeping in a fork()ed child (it then
 // reports a false race on the first coroutine switch there), so TSan builds
@@ -227,7 +217,7 @@ extern "C" void user_segv_handler(int, siginfo_t* info, void*) {
 bool exited_from_user_handler(int status) {
     if (!WIFEXITED(status)) return false;
     const int code = WEXITSTATUS(status);
-    return code == 42 || (RUNNING_ON_VALGRIND && code == 99);
+    return code == 42 || (coop_test::under_valgrind() && code == 99);
 }
 
 void install_user_handler() {
@@ -450,7 +440,7 @@ TEST(Debugger, GdbBacktraceEndsCleanlyAtTheCoroutineEntry) {
 
 TEST(Profiler, PerfFramePointerCallGraphEndsAtTheCoroutineEntry) {
     if (under_emulator()) GTEST_SKIP() << "perf does not sample inside qemu-user";
-    if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "under Valgrind: perf would profile the test, not Valgrind's guest";
+    if (coop_test::under_valgrind()) GTEST_SKIP() << "under Valgrind: perf would profile the test, not Valgrind's guest";
     if (!have_tool("perf") || run("perf version").status != 0)
         GTEST_SKIP() << "perf is not usable (Debian: linux-perf)";
     char dir[] = "/tmp/coop-perf-XXXXXX";
