@@ -45,13 +45,15 @@ struct remote_runner {
     }
     void operator()() {
         remote_call* x = std::exchange(c, nullptr);
+        bool abandoned;
         {
             std::lock_guard<std::mutex> lk(x->mu);
-            if (x->st == remote_call::state::abandoned) {
-                x->release();
-                return;
-            }
-            x->st = remote_call::state::running;
+            abandoned = x->st == remote_call::state::abandoned;
+            if (!abandoned) x->st = remote_call::state::running;
+        }
+        if (abandoned) {              // released after the unlock: it may free x, mutex and all
+            x->release();
+            return;
         }
         x->run();
         {
