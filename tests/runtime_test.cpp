@@ -363,7 +363,12 @@ TEST(SharedChannel, AValueHandedToASleepingReactorWakesItOncePerBurst) {
         ch.close();
     });
     rt.run();
-    EXPECT_LE(polls, 10u) << "the receiving reactor polled the kernel " << polls << " times for 200 values";
+    // With a wake-up per value, nearly every value costs a poll (a wake for
+    // a value already drained returns a poll with nothing to do). Batched,
+    // a poll is a genuine sleep: the receiver emptied the channel before
+    // the sender's next value, which a loaded machine makes happen now and
+    // then (up to 30 of 200 seen under load), so the bound is half.
+    EXPECT_LT(polls, 100u) << "the receiving reactor polled the kernel " << polls << " times for 200 values";
 }
 
 TEST(SharedChannel, OutsideATaskOnlyWhatNeedNotPark) {
