@@ -13,6 +13,13 @@ namespace coop {
 namespace detail {
 
 namespace {
+// A task waiting on an fd, counted while it waits (invariant 3 of
+// reactor_impl.hpp).
+struct fd_waiter_count {
+    reactor_impl* r;
+    explicit fd_waiter_count(reactor_impl* x) noexcept : r(x) { ++r->fd_waiters; }
+    ~fd_waiter_count() { --r->fd_waiters; }
+};
 inline reactor_impl* reactor_of(task_block* t) noexcept { return static_cast<reactor_impl*>(t->owner); }
 inline std::uint64_t op_token(io_op* op) noexcept { return reinterpret_cast<std::uintptr_t>(op); }
 // Accept streams are told apart from io_ops by the low bit (both are aligned).
@@ -49,11 +56,7 @@ int wait_fd(task_block* t, int fd, bool write, std::int64_t deadline_ns, bool le
         e.registered = true;
     }
     wait_node node;
-    struct counted {                       // invariant 3 of reactor_impl.hpp
-        reactor_impl* r;
-        explicit counted(reactor_impl* x) noexcept : r(x) { ++r->fd_waiters; }
-        ~counted() { --r->fd_waiters; }
-    } c(r);
+    const fd_waiter_count c(r);
     return park(t, write ? &e.writers : &e.readers, &node, deadline_ns);
 }
 
@@ -254,11 +257,7 @@ int next_connection(task_block* t, int listen_fd, std::int64_t deadline_ns) {
             s->disarming = false;
         }
         wait_node node;
-        struct counted {                    // invariant 3 of reactor_impl.hpp
-            reactor_impl* r;
-            explicit counted(reactor_impl* x) noexcept : r(x) { ++r->fd_waiters; }
-            ~counted() { --r->fd_waiters; }
-        } c(r);
+        const fd_waiter_count c(r);
         if (const int w = park(t, &s->waiters, &node, deadline_ns)) return -w;
     }
 }
