@@ -5,6 +5,7 @@
 #                         (logs in build/check/logs/<step>.log)
 #   make check-<step>     one step, output on the terminal
 #   make check CHECK_STEPS="asan tsan"   a subset
+#   make check CHECK_STEP_TIMEOUT=600    seconds a step may take (default 1200)
 #
 # Steps:
 #   native     the suite, plain g++ -O2 build (build/<arch>)
@@ -45,8 +46,14 @@ CHECK_TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 # Valgrind: errors and "definitely lost" blocks fail the run (exit code 99).
 # Death-test children are forked under Valgrind too; they die on purpose,
 # so --child-silent-after-fork keeps their (expected) reports out.
+# Valgrind runs one thread at a time; its default lock lets a thread that
+# never blocks (a reactor whose task yields in a loop until another
+# thread's post arrives, as the ReactorThreads race tests do) take it back
+# again and again, starving the other thread: one such test took 54 ms in
+# one run and 412 s in the next. --fair-sched=yes hands the lock over in
+# FIFO order, which bounds that wait.
 VALGRIND ?= valgrind
-VALGRIND_FLAGS ?= --tool=memcheck --error-exitcode=99 --leak-check=full \
+VALGRIND_FLAGS ?= --tool=memcheck --fair-sched=yes --error-exitcode=99 --leak-check=full \
   --show-leak-kinds=definite --errors-for-leak-kinds=definite \
   --child-silent-after-fork=yes --num-callers=30 --suppressions=tests/check/valgrind.supp
 # A test filter for Valgrind runs (none today: every test runs there).

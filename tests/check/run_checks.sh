@@ -4,11 +4,17 @@
 # summary: per step the result, the time, and per GoogleTest run in it the
 # passed/failed/skipped counts. Exits 1 if any step failed.
 #
+# Each step gets at most CHECK_STEP_TIMEOUT seconds (default 1200; the
+# slowest step takes about 6 minutes on a 2-core machine): a step that hangs
+# is killed with its whole process group and reported as failed, with the
+# last lines of its log (for a test binary, the test that was running).
+#
 # Called by `make check` (mk/check.mk) with MAKE and CHECK_LOGS set.
 set -uo pipefail
 
 MAKE="${MAKE:-make}"
 logs="${CHECK_LOGS:-build/check/logs}"
+step_timeout="${CHECK_STEP_TIMEOUT:-1200}"
 mkdir -p "$logs"
 
 steps=("$@")
@@ -33,12 +39,19 @@ for step in "${steps[@]}"; do
   log="$logs/$step.log"
   echo "== check-$step (log: $log)"
   start=$(date +%s)
-  if $MAKE --no-print-directory "check-$step" >"$log" 2>&1; then
+  timeout --kill-after=30 "$step_timeout" $MAKE --no-print-directory "check-$step" >"$log" 2>&1
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
     status=ok
     passed=$((passed + 1))
   else
     status=FAILED
     failed=$((failed + 1))
+    # 124: timeout sent TERM; 137: it had to send KILL as well.
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      echo "check-$step: killed after ${step_timeout}s (CHECK_STEP_TIMEOUT)" >>"$log"
+      status=TIMEOUT
+    fi
   fi
   secs=$(( $(date +%s) - start ))
   counts=$(gtest_counts "$log")
@@ -47,7 +60,7 @@ for step in "${steps[@]}"; do
   [ "$warnings" -gt 0 ] && line="$line  [$warnings compiler warnings]"
   results+=("$line")
   echo "   $line"
-  if [ "$status" = FAILED ]; then
+  if [ "$status" != ok ]; then
     echo "---- failures in $log:"
     grep -E '^\[  FAILED  \]|: error:|ERROR SUMMARY: [1-9]|definitely lost: [1-9]|^(FAIL|MISSING)|Error [0-9]+$' "$log" | head -40
     echo "---- last lines of $log:"
