@@ -6,6 +6,7 @@
 #include <coop/io.hpp>
 #include <coop/reactor.hpp>
 
+#include "sockets.hpp"
 #include "test_env.hpp"
 
 #include <gtest/gtest.h>
@@ -42,26 +43,12 @@ using clk = std::chrono::steady_clock;
 
 namespace {
 
-struct sock_pair {
-    int fd[2] = {-1, -1};
-    sock_pair() {
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) != 0) fd[0] = fd[1] = -1;
-    }
-    ~sock_pair() {
-        for (int f : fd)
-            if (f >= 0) coop::close(f);
-    }
-};
+using coop_test::sock_pair;
+using coop_test::fill;
 
 const std::error_code kTimedOut = std::make_error_code(std::errc::timed_out);
 const std::error_code kCanceled = std::make_error_code(std::errc::operation_canceled);
 const std::error_code kBadFd = std::make_error_code(std::errc::bad_file_descriptor);
-
-// Fill a socket's send buffer until write would block.
-void fill(int fd) {
-    char buf[4096] = {};
-    while (::send(fd, buf, sizeof buf, MSG_NOSIGNAL) > 0) {}
-}
 
 // A connected pair of non-blocking TCP sockets on 127.0.0.1.
 struct tcp_pair {

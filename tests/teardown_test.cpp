@@ -14,6 +14,7 @@
 #include <coop/io.hpp>
 #include <coop/reactor.hpp>
 
+#include "sockets.hpp"
 #include "test_env.hpp"
 
 #include <gtest/gtest.h>
@@ -36,22 +37,8 @@ namespace {
 
 const std::error_code kCanceled = std::make_error_code(std::errc::operation_canceled);
 
-struct sock_pair {
-    int fd[2] = {-1, -1};
-    sock_pair() {
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) != 0) fd[0] = fd[1] = -1;
-    }
-    ~sock_pair() {
-        for (int f : fd)
-            if (f >= 0) coop::close(f);
-    }
-};
-
-// Fill a socket's send buffer until a write would block.
-void fill(int fd) {
-    char buf[4096] = {};
-    while (::send(fd, buf, sizeof buf, MSG_NOSIGNAL) > 0) {}
-}
+using coop_test::sock_pair;
+using coop_test::fill;
 
 // The seconds a child may take before SIGALRM ends it (and fails the test).
 constexpr unsigned kChildSeconds = 60;
