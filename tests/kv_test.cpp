@@ -57,8 +57,7 @@ bool slow_run() {
 #if defined(__SANITIZE_THREAD__)
     return true;
 #else
-    const char* pre = std::getenv("COOP_RUN_PREFIX");
-    return (pre && *pre) || std::getenv("COOP_SLOW_TESTS") || coop_test::under_valgrind();
+    return coop_test::under_emulator() || coop_test::under_valgrind() || std::getenv("COOP_SLOW_TESTS");
 #endif
 }
 int scaled(int n) { return slow_run() ? std::max(1, n / 8) : n; }
